@@ -1,0 +1,3 @@
+"""Ivoz: a provider-oriented, multilevel IP telephony platform."""
+
+__version__ = "0.1.0"

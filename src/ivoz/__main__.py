@@ -1,0 +1,3 @@
+from ivoz.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Process configuration: where each role listens and where state lives.
+
+Values come from defaults, then ``IVOZ_*`` environment variables, then command-line
+flags (the CLI applies those with ``dataclasses.replace``). Everything listens on
+127.0.0.1 unless told otherwise: a provider sets public addresses explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("proxy-users", "appserver", "relay", "portal")
+
+
+@dataclass(frozen=True)
+class Config:
+    # Where generated files (SQLite database, self-signed certificate) live.
+    data_dir: Path = Path("var")
+
+    # SIP, users-facing (the reference platform's ports).
+    sip_host: str = "127.0.0.1"
+    sip_udp_port: int = 5060
+    sip_tcp_port: int = 5060
+    sip_tls_port: int = 5061
+    sip_ws_port: int = 10080
+    sip_wss_port: int = 10081
+    # Advertised address in Via/Record-Route when it differs from sip_host (behind NAT).
+    sip_advertised_host: str | None = None
+    # TLS certificate and key (PEM); a self-signed pair is made in data_dir when unset.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Largest SIP message accepted on a stream transport, in bytes.
+    sip_max_message_size: int = 65535
+
+    # Media relay: ng control socket (UDP) and the RTP port range.
+    ng_host: str = "127.0.0.1"
+    ng_port: int = 22222
+    rtp_host: str = "127.0.0.1"
+    rtp_port_min: int = 13000
+    rtp_port_max: int = 19000
+
+    # Configuration database: SQLite file in data_dir unless a URL is given.
+    database_url: str | None = None
+
+    # Portal / REST API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Secret for signing API tokens; generated into data_dir when unset.
+    api_secret: str | None = None
+
+    # Live state: in-process memory unless a Redis URL is given.
+    redis_url: str | None = None
+
+    # Demo platform secret (passwords of the demo users and administrators).
+    demo_secret: str | None = None
+
+    roles: tuple[str, ...] = field(default=ROLES)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ivoz.sqlite3').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        """Defaults overridden by ``IVOZ_<FIELD>`` variables (``IVOZ_SIP_UDP_PORT=5070``)."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"IVOZ_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, f.type, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, type_: object, raw: str) -> object:
+    text = str(type_)
+    try:
+        if "int" in text and "str" not in text:
+            return int(raw)
+        if "Path" in text:
+            return Path(raw) if raw else None
+        if "tuple" in text:
+            return tuple(r.strip() for r in raw.split(",") if r.strip())
+    except ValueError as exc:
+        raise ValueError(f"IVOZ_{name.upper()}: {raw!r} is not valid ({exc})") from None
+    return raw or None if "None" in text else raw

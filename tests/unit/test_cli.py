@@ -1,0 +1,39 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ivoz.cli import _build_parser, _config_from_args
+from ivoz.config import Config
+
+
+def test_defaults_listen_on_loopback_with_reference_ports() -> None:
+    config = Config()
+    assert config.sip_host == "127.0.0.1"
+    assert (config.sip_udp_port, config.sip_tls_port) == (5060, 5061)
+    assert (config.sip_ws_port, config.sip_wss_port) == (10080, 10081)
+    assert (config.ng_port, config.rtp_port_min, config.rtp_port_max) == (22222, 13000, 19000)
+
+
+def test_environment_overrides_defaults() -> None:
+    config = Config.from_env({"IVOZ_SIP_UDP_PORT": "5070", "IVOZ_TLS_CERT": "/x.pem"})
+    assert config.sip_udp_port == 5070
+    assert config.tls_cert == Path("/x.pem")
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="IVOZ_SIP_UDP_PORT"):
+        Config.from_env({"IVOZ_SIP_UDP_PORT": "many"})
+
+
+def test_flags_override_environment_and_pick_roles() -> None:
+    args = _build_parser().parse_args(["run", "--role", "relay", "--ng-port", "2300"])
+    config = _config_from_args(args)
+    assert config.roles == ("relay",)
+    assert config.ng_port == 2300
+    assert dataclasses.replace(config, roles=()).roles == ()
+
+
+def test_sqlite_is_the_default_database(tmp_path: Path) -> None:
+    url = Config(data_dir=tmp_path).effective_database_url
+    assert url.startswith("sqlite+aiosqlite:///") and url.endswith("ivoz.sqlite3")
