@@ -1,0 +1,1 @@
+"""Benchmarks. Each module has ``main()`` and records its figures in RESULTS.md."""
