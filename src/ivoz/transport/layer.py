@@ -1,0 +1,435 @@
+"""The SIP transport layer: listeners and connections for UDP, TCP, TLS, WS and WSS.
+
+A :class:`Layer` owns every SIP socket of a process. Its user (the SIP endpoint, later
+the proxies) gives it a :class:`Receiver` and gets each incoming message as bytes with
+its :class:`~ivoz.transport.address.Origin`; it answers with :meth:`Layer.send` to a
+connection id (connection reuse) or to an :class:`~ivoz.transport.address.Address`
+(UDP datagram, or an existing or new TCP/TLS connection).
+
+The per-message path is short and logs nothing: UDP datagrams and WebSocket messages
+are delivered whole; TCP and TLS bytes go through :class:`ivoz.sip.framing.StreamFramer`.
+Parsing is the receiver's business; an exception it raises is logged and swallowed so
+that one bad message never stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import ssl
+from typing import Any, Protocol
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from ivoz.sip.framing import PONG, FramingFailed, KeepAlivePinged, MessageFramed, StreamFramer
+from ivoz.transport.address import Address, Kind, Origin
+
+log = logging.getLogger(__name__)
+
+# RFC 7118 4.1: the WebSocket subprotocol that carries SIP.
+WS_SUBPROTOCOL = "sip"
+# A peer that does not read what we send is cut off beyond this many buffered bytes.
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
+# Receive buffer asked for on UDP sockets, in bytes (bursts of SIPp traffic).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+class TransportError(Exception):
+    """A message could not be handed to a socket (unknown or closed connection...)."""
+
+
+class Receiver(Protocol):
+    """What the transport layer delivers to (the SIP endpoint, a proxy...)."""
+
+    def message_received(self, data: bytes, origin: Origin) -> None:
+        """One whole SIP message; parse with ``datagram=not origin.transport.framed_by_length``."""
+
+    def framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
+        """A stream could not be framed; answer ``failure.status`` if you can.
+
+        The connection is closed right after this returns (what was sent is flushed).
+        """
+
+
+class Layer:
+    """Every SIP listener and connection of the process."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        *,
+        max_message_size: int = 65535,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        self.receiver = receiver
+        self.max_message_size = max_message_size
+        self._client_ssl = client_ssl
+        self._servers: list[asyncio.AbstractServer] = []
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._connections: dict[int, _Connection] = {}
+        self._by_address: dict[Address, int] = {}
+        self._connecting: dict[Address, asyncio.Future[int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self.listening: list[Address] = []
+
+    # -- listeners -----------------------------------------------------------------
+
+    async def listen(
+        self, kind: Kind, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> Address:
+        """Start a listener; returns the bound address (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        if kind is Kind.UDP:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self), local_addr=(host, port)
+            )
+            sock = udp.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            name = udp.get_extra_info("sockname")
+            self._udp.append(udp)
+        else:
+            if kind.secure and ssl_context is None:
+                raise ValueError(f"{kind} needs an SSL context")
+            server = await loop.create_server(
+                lambda: _make_protocol(self, kind),
+                host,
+                port,
+                ssl=ssl_context if kind.secure else None,
+                reuse_address=True,
+            )
+            name = server.sockets[0].getsockname()
+            self._servers.append(server)
+        address = Address(kind, name[0], name[1])
+        self.listening.append(address)
+        return address
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(self, data: bytes, destination: int | Address) -> None:
+        """Send one whole message to a connection id or an address.
+
+        An address is reached by UDP datagram, or over the connection already open to
+        it (RFC 3261 18.2.2 / RFC 5923 reuse), or over a new TCP/TLS connection opened
+        in the background. Hosts must be IP addresses (RFC 3263 resolution is the
+        caller's). Raises :class:`TransportError` when it cannot even try.
+        """
+        if isinstance(destination, int):
+            connection = self._connections.get(destination)
+            if connection is None:
+                raise TransportError(f"connection {destination} is closed")
+            connection.write(data)
+            return
+        if destination.transport is Kind.UDP:
+            if not self._udp:
+                raise TransportError("no UDP listener to send from")
+            self._udp[0].sendto(data, (destination.host, destination.port))
+            return
+        known = self._by_address.get(destination)
+        if known is not None:
+            self._connections[known].write(data)
+            return
+        if destination.transport not in (Kind.TCP, Kind.TLS):
+            # RFC 7118 5: a WebSocket server never opens connections to its clients.
+            raise TransportError(f"no connection to {destination}")
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(data, destination))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect_and_send(self, data: bytes, destination: Address) -> None:
+        try:
+            self.send(data, await self.connect(destination))
+        except (OSError, TransportError, ssl.SSLError) as exc:
+            log.info("cannot send to %s: %s", destination, exc)
+
+    async def connect(self, destination: Address) -> int:
+        """The id of a connection to ``destination`` (TCP or TLS), opened if needed."""
+        known = self._by_address.get(destination)
+        if known is not None:
+            return known
+        pending = self._connecting.get(destination)
+        if pending is None:
+            pending = asyncio.ensure_future(self._open(destination))
+            self._connecting[destination] = pending
+            pending.add_done_callback(lambda _: self._connecting.pop(destination, None))
+        return await asyncio.shield(pending)
+
+    async def _open(self, destination: Address) -> int:
+        if destination.transport not in (Kind.TCP, Kind.TLS):
+            raise TransportError(f"cannot open a {destination.transport} connection")
+        loop = asyncio.get_running_loop()
+        context: ssl.SSLContext | None = None
+        if destination.transport is Kind.TLS:
+            context = self._client_ssl or ssl.create_default_context()
+        _, protocol = await loop.create_connection(
+            lambda: _StreamProtocol(self, destination.transport),
+            destination.host,
+            destination.port,
+            ssl=context,
+            server_hostname=destination.host if context else None,
+        )
+        self._by_address.setdefault(destination, protocol.id)
+        protocol.addresses.append(destination)
+        return protocol.id
+
+    # -- connections ---------------------------------------------------------------
+
+    def alias(self, connection_id: int, address: Address) -> None:
+        """Reach ``address`` over this connection too (RFC 5923 ``alias`` Via param)."""
+        connection = self._connections.get(connection_id)
+        if connection is not None:
+            self._by_address[address] = connection_id
+            connection.addresses.append(address)
+
+    def origin(self, connection_id: int) -> Origin | None:
+        connection = self._connections.get(connection_id)
+        return connection.origin if connection is not None else None
+
+    def close_connection(self, connection_id: int) -> None:
+        connection = self._connections.get(connection_id)
+        if connection is not None:
+            connection.close()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def _register(self, connection: _Connection, remote: Address) -> int:
+        connection.id = next(self._ids)
+        connection.addresses.append(remote)
+        self._connections[connection.id] = connection
+        self._by_address[remote] = connection.id
+        return connection.id
+
+    def _unregister(self, connection: _Connection) -> None:
+        if self._connections.pop(connection.id, None) is None:
+            return
+        for address in connection.addresses:
+            if self._by_address.get(address) == connection.id:
+                del self._by_address[address]
+
+    # -- delivery (the hot path) ---------------------------------------------------
+
+    def _deliver(self, data: bytes, origin: Origin) -> None:
+        try:
+            self.receiver.message_received(data, origin)
+        except Exception:
+            log.exception("error handling a message from %s", origin.remote)
+
+    def _framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
+        try:
+            self.receiver.framing_failed(failure, origin)
+        except Exception:
+            log.exception("error handling a framing error from %s", origin.remote)
+
+    async def close(self) -> None:
+        """Stop listening and close every socket."""
+        for server in self._servers:
+            server.close()
+        for udp in self._udp:
+            udp.close()
+        for connection in list(self._connections.values()):
+            connection.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._servers.clear()
+        self._udp.clear()
+
+
+def _address(kind: Kind, name: Any) -> Address:
+    return Address(kind, str(name[0]), int(name[1]))
+
+
+def _make_protocol(layer: Layer, kind: Kind) -> asyncio.Protocol:
+    if kind.framed_by_length:
+        return _StreamProtocol(layer, kind)
+    return _WebSocketProtocol(layer, kind)
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+        self.local = Address(Kind.UDP, "0.0.0.0", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.local = _address(Kind.UDP, transport.get_extra_info("sockname"))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        # RFC 5626 4.4.2 keeps UDP flows alive with STUN; a CRLF-only datagram some
+        # phones send instead carries no message and is dropped.
+        if len(data) <= 4 and not data.strip():
+            return
+        remote = Address(Kind.UDP, addr[0], addr[1])
+        self.layer._deliver(data, Origin(Kind.UDP, remote, self.local, None))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: nothing to do for a datagram service.
+        pass
+
+
+class _Connection(asyncio.Protocol):
+    """What stream and WebSocket connections have in common."""
+
+    def __init__(self, layer: Layer, kind: Kind) -> None:
+        self.layer = layer
+        self.kind = kind
+        self.id = 0
+        self.origin: Origin | None = None
+        self.addresses: list[Address] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def _register(self) -> None:
+        assert self.transport is not None
+        remote = _address(self.kind, self.transport.get_extra_info("peername"))
+        local = _address(self.kind, self.transport.get_extra_info("sockname"))
+        self.origin = Origin(self.kind, remote, local, self.layer._register(self, remote))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.layer._unregister(self)
+        self.transport = None
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _write_raw(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise TransportError(f"connection {self.id} is closed")
+        transport.write(data)
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("connection %d does not read what we send; closed", self.id)
+            transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _StreamProtocol(_Connection):
+    """TCP or TLS: bytes through the stream framer (RFC 3261 18.3)."""
+
+    def __init__(self, layer: Layer, kind: Kind) -> None:
+        super().__init__(layer, kind)
+        self.framer = StreamFramer(layer.max_message_size)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._register()
+
+    def data_received(self, data: bytes) -> None:
+        origin = self.origin
+        assert origin is not None
+        for event in self.framer.feed(data):
+            if type(event) is MessageFramed:
+                self.layer._deliver(event.data, origin)
+            elif type(event) is KeepAlivePinged:
+                # RFC 5626 4.4.1: answer a double-CRLF ping with a single CRLF pong.
+                if self.transport is not None:
+                    self.transport.write(PONG)
+            elif isinstance(event, FramingFailed):
+                self.layer._framing_failed(event, origin)
+                self.close()
+
+    def write(self, data: bytes) -> None:
+        self._write_raw(data)
+
+
+class _WebSocketProtocol(_Connection):
+    """WS or WSS (RFC 7118): one SIP message per WebSocket message, wsproto sans-IO."""
+
+    def __init__(self, layer: Layer, kind: Kind) -> None:
+        super().__init__(layer, kind)
+        self.ws = WSConnection(ConnectionType.SERVER)
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        try:
+            for event in self.ws.events():
+                self._handle(event)
+        except RemoteProtocolError as exc:
+            if exc.event_hint is not None and self.transport is not None:
+                with contextlib.suppress(LocalProtocolError):
+                    self.transport.write(self.ws.send(exc.event_hint))
+            self.close()
+
+    def _handle(self, event: Event) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if isinstance(event, Request):
+            # RFC 7118 4.1: the client offers the "sip" subprotocol and the server
+            # selects it; a handshake without it is not a SIP connection.
+            if WS_SUBPROTOCOL not in (p.strip().lower() for p in event.subprotocols):
+                transport.write(self.ws.send(RejectConnection(status_code=400)))
+                self.close()
+                return
+            transport.write(self.ws.send(AcceptConnection(subprotocol=WS_SUBPROTOCOL)))
+            self._register()
+        elif isinstance(event, TextMessage | BytesMessage):
+            self._message_part(event)
+        elif isinstance(event, Ping):
+            transport.write(self.ws.send(event.response()))
+        elif isinstance(event, CloseConnection):
+            if self.ws.state is ConnectionState.REMOTE_CLOSING:
+                transport.write(self.ws.send(event.response()))
+            self.close()
+
+    def _message_part(self, event: Message[Any]) -> None:
+        chunk = event.data.encode() if isinstance(event.data, str) else bytes(event.data)
+        self.size += len(chunk)
+        if self.size > self.layer.max_message_size:
+            # RFC 6455 7.4.1: 1009, message too big to process.
+            if self.transport is not None:
+                with contextlib.suppress(LocalProtocolError):
+                    self.transport.write(
+                        self.ws.send(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG))
+                    )
+            self.close()
+            return
+        self.parts.append(chunk)
+        if event.message_finished:
+            data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+            self.parts.clear()
+            self.size = 0
+            if self.origin is not None:
+                self.layer._deliver(data, self.origin)
+
+    def write(self, data: bytes) -> None:
+        message: TextMessage | BytesMessage
+        try:
+            # RFC 7118 5.1: text frames for UTF-8 messages, binary frames otherwise.
+            message = TextMessage(data=data.decode())
+        except UnicodeDecodeError:
+            message = BytesMessage(data=data)
+        try:
+            frame = self.ws.send(message)
+        except LocalProtocolError as exc:
+            raise TransportError(f"connection {self.id} is not open: {exc}") from None
+        self._write_raw(frame)
