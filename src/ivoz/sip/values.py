@@ -1,0 +1,271 @@
+"""Typed header values: name-addr, Via, CSeq, Contact (RFC 3261 sections 20 and 25).
+
+Each value is a frozen dataclass with ``parse(text)`` (RemoteError 400 on bad input) and
+``__str__`` that serialises it. Parameter names are lower-cased, values kept verbatim
+(quoted values keep their quotes). Change a value with `dataclasses.replace` or the
+``with_*`` helpers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from .errors import LocalError, bad_request
+from .grammar import (
+    TOKEN_RE,
+    WS,
+    check_token,
+    find_unquoted,
+    format_params,
+    parse_params,
+    quote,
+    skip_quoted,
+    unquote,
+)
+from .uri import URI, split_hostport
+
+# RFC 3261 8.1.1.5: the CSeq number MUST be expressible as a 32-bit unsigned integer.
+CSEQ_MAX = 2**32 - 1
+# RFC 3261 10.2.1.1 and 20.19: expires is delta-seconds; 2**32-1 is the largest we accept.
+EXPIRES_MAX = 2**32 - 1
+# RFC 3261 8.1.1.7: the branch of an RFC 3261 element starts with this magic cookie.
+MAGIC_COOKIE = "z9hG4bK"
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """``"display" <uri>;params`` or a bare addr-spec (RFC 3261 20.10, 25.1 name-addr)."""
+
+    uri: URI
+    display: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        text = text.strip(WS)
+        if not text:
+            raise bad_request("Empty address")
+        display: str | None = None
+        if text[0] == '"':
+            end = skip_quoted(text, 0)
+            display = unquote(text[:end])
+            rest = text[end:].lstrip(WS)
+            if not rest.startswith("<"):
+                raise bad_request("Malformed address: display name without <URI>")
+        else:
+            lt = text.find("<")
+            semi = text.find(";")
+            if lt >= 0 and (semi < 0 or lt < semi):
+                words = text[:lt].strip(WS)
+                if words:
+                    # RFC 3261 25.1: display-name = *(token LWS) / quoted-string
+                    for word in words.split():
+                        if TOKEN_RE.fullmatch(word) is None:
+                            raise bad_request("Malformed display name")
+                    display = " ".join(words.split())
+                rest = text[lt:]
+            else:
+                # RFC 3261 20.10: in an addr-spec, parameters after ";" belong to the header.
+                uri_text, _, ptext = text.partition(";")
+                uri_text = uri_text.rstrip(WS)
+                params = parse_params(";" + ptext, "address") if ptext or ";" in text else {}
+                return cls(URI.parse(uri_text), None, params)
+        gt = rest.find(">")
+        if gt < 0:
+            raise bad_request("Malformed address: missing >")
+        uri = URI.parse(rest[1:gt])
+        tail = rest[gt + 1 :].strip(WS)
+        params = parse_params(tail, "address") if tail else {}
+        return cls(uri, display, params)
+
+    def __str__(self) -> str:
+        if self.display is not None:
+            shown = self.display
+            if not shown or any(TOKEN_RE.fullmatch(w) is None for w in shown.split(" ")):
+                shown = quote(shown)
+            head = f"{shown} <{self.uri}>"
+        else:
+            head = f"<{self.uri}>"
+        return head + format_params(self.params)
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 19.3)."""
+        return self.params.get("tag")
+
+    def with_tag(self, tag: str) -> NameAddr:
+        check_local_token(tag, "tag")
+        return replace(self, params={**self.params, "tag": tag})
+
+
+def check_local_token(value: str, what: str) -> None:
+    if TOKEN_RE.fullmatch(value) is None:
+        raise LocalError(f"{what} must be a token, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One via-parm (RFC 3261 20.42): sent-protocol, sent-by and parameters."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    protocol: str = "SIP/2.0"
+
+    def __post_init__(self) -> None:
+        check_local_token(self.transport, "Via transport")
+        if not self.host:
+            raise LocalError("Via needs a host")
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        # RFC 3261 25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+        semi = find_unquoted(text, ";")
+        head = text if semi < 0 else text[:semi]
+        parts = head.split("/", 2)
+        if len(parts) != 3:
+            raise bad_request("Malformed Via")
+        name = parts[0].strip(WS)
+        version = parts[1].strip(WS)
+        rest = parts[2].lstrip(WS)
+        pieces = rest.split(None, 1)
+        if len(pieces) != 2:
+            raise bad_request("Malformed Via: missing sent-by")
+        transport, sent_by = pieces
+        if (
+            TOKEN_RE.fullmatch(name) is None
+            or TOKEN_RE.fullmatch(version) is None
+            or TOKEN_RE.fullmatch(transport) is None
+        ):
+            raise bad_request("Malformed Via sent-protocol")
+        # RFC 3261 25.1: sent-by = host [ COLON port ], COLON allows whitespace around ":".
+        sent_by = sent_by.strip(WS)
+        if " " in sent_by or "\t" in sent_by:
+            sent_by = "".join(sent_by.split())
+        host, port = split_hostport(sent_by, "Via sent-by")
+        params = parse_params(text[semi:], "Via") if semi >= 0 else {}
+        return cls(transport.upper(), host, port, params, f"{name.upper()}/{version}")
+
+    def __str__(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | Literal[True] | None:
+        """RFC 3581: True for a bare ``;rport`` (a request), the port once filled in."""
+        if "rport" not in self.params:
+            return None
+        value = self.params["rport"]
+        if value is None:
+            return True
+        if not value.isdigit() or not value.isascii() or int(value) > 65535:
+            raise bad_request("Malformed Via rport")
+        return int(value)
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        return self.host, self.port
+
+    @property
+    def is_rfc3261(self) -> bool:
+        """RFC 3261 8.1.1.7: the branch starts with the magic cookie."""
+        branch = self.branch
+        return branch is not None and branch.startswith(MAGIC_COOKIE)
+
+    def with_params(self, **params: str | None) -> Via:
+        return replace(self, params={**self.params, **{k.lower(): v for k, v in params.items()}})
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """``CSeq: 4711 INVITE`` (RFC 3261 20.16)."""
+
+    seq: int
+    method: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seq <= CSEQ_MAX:
+            raise LocalError(f"CSeq number out of range: {self.seq}")
+        check_local_token(self.method, "CSeq method")
+
+    @classmethod
+    def parse(cls, text: str) -> CSeq:
+        parts = text.split()
+        if len(parts) != 2:
+            raise bad_request("Malformed CSeq")
+        number, method = parts
+        if not number.isdigit() or not number.isascii() or len(number) > 10:
+            raise bad_request("Malformed CSeq number")
+        seq = int(number)
+        if seq > CSEQ_MAX:
+            raise bad_request("CSeq number out of range")
+        check_token(method, "CSeq method")
+        return cls(seq, method)
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One Contact value (RFC 3261 20.10): an address with parameters, or ``*``."""
+
+    address: NameAddr | None
+    star: bool = False
+
+    def __post_init__(self) -> None:
+        if self.star == (self.address is not None):
+            raise LocalError("a Contact is either * or an address")
+
+    @classmethod
+    def parse(cls, text: str) -> Contact:
+        text = text.strip(WS)
+        if text == "*":
+            return cls(None, star=True)
+        return cls(NameAddr.parse(text))
+
+    def __str__(self) -> str:
+        return "*" if self.address is None else str(self.address)
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        return {} if self.address is None else self.address.params
+
+    @property
+    def uri(self) -> URI | None:
+        return None if self.address is None else self.address.uri
+
+    @property
+    def expires(self) -> int | None:
+        """The ``expires`` parameter in seconds (RFC 3261 10.2.1.1).
+
+        None when absent, and also when malformed or above 2**32-1: RFC 4475 3.1.2.4 lets
+        the registrar treat such a value as absent and apply its default.
+        """
+        value = self.params.get("expires")
+        if value is None or not value.isdigit() or not value.isascii():
+            return None
+        seconds = int(value)
+        return seconds if seconds <= EXPIRES_MAX else None
+
+    @property
+    def q(self) -> float | None:
+        """The ``q`` preference (RFC 3261 20.10), None when absent or malformed."""
+        value = self.params.get("q")
+        if value is None:
+            return None
+        try:
+            q = float(value)
+        except ValueError:
+            return None
+        return q if 0.0 <= q <= 1.0 else None

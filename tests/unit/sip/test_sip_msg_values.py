@@ -1,0 +1,151 @@
+"""URIs and typed header values: parse, serialise, refuse."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ivoz import sip
+
+
+def test_sip_uri_parts() -> None:
+    uri = sip.URI.parse("sips:al%69ce:se%63ret@Example.COM:5061;transport=tcp;lr?subject=hi&x=y")
+    assert uri.scheme == "sips" and uri.is_secure
+    assert uri.user == "alice" and uri.password == "secret"
+    assert uri.host == "Example.COM" and uri.port == 5061
+    assert uri.params == {"transport": "tcp", "lr": None}
+    assert uri.transport == "tcp"
+    assert uri.headers == {"subject": "hi", "x": "y"}
+    assert str(uri) == "sips:alice:secret@Example.COM:5061;transport=tcp;lr?subject=hi&x=y"
+
+
+def test_uri_escapes_round_trip() -> None:
+    uri = sip.URI.parse("sip:sips%3Auser%40example.com@example.net")
+    assert uri.user == "sips:user@example.com"
+    assert sip.URI.parse(str(uri)) == uri
+    assert sip.URI.parse("sip:null-%00-null@example.com").user == "null-\x00-null"
+
+
+def test_ipv6_reference() -> None:
+    uri = sip.URI.parse("sip:[2001:db8::10]:5070;transport=udp")
+    assert uri.host == "[2001:db8::10]" and uri.port == 5070
+    assert str(uri) == "sip:[2001:db8::10]:5070;transport=udp"
+
+
+def test_tel_uri() -> None:
+    uri = sip.URI.parse("tel:+1-201-555-0123;ext=12")
+    assert uri.scheme == "tel" and uri.user == "+1-201-555-0123" and uri.host == ""
+    assert uri.params == {"ext": "12"}
+    assert str(uri) == "tel:+1-201-555-0123;ext=12"
+    assert sip.URI.parse("tel:7042;phone-context=example.com").user == "7042"
+
+
+def test_other_scheme_is_opaque() -> None:
+    uri = sip.URI.parse("http://example.com/x")
+    assert uri.opaque == "//example.com/x" and str(uri) == "http://example.com/x"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "sip:",
+        "nocolon",
+        "sip:user@",
+        "sip:a b@example.com",
+        "sip:<x>@example.com",
+        "sip:x@example.com:99999",
+        "sip:x@example.com:port",
+        "sip:x@[2001:db8::1",
+        "sip:%zz@example.com",
+        "sip:x@exa mple.com",
+        "tel:xyz",
+        "tel:+",
+        "sip:x@example.com;",
+    ],
+)
+def test_bad_uris(text: str) -> None:
+    with pytest.raises(sip.RemoteError) as err:
+        sip.URI.parse(text)
+    assert err.value.status == 400
+
+
+def test_uri_with_params_and_hash() -> None:
+    uri = sip.URI.parse("sip:p.example.com")
+    routed = uri.with_params(lr=None)
+    assert str(routed) == "sip:p.example.com;lr"
+    assert str(routed.without_params("LR")) == "sip:p.example.com"
+    assert hash(uri) == hash(sip.URI.parse("sip:p.example.com"))
+    with pytest.raises(sip.LocalError):
+        sip.URI("sip", host="")
+
+
+def test_name_addr_forms() -> None:
+    a = sip.NameAddr.parse('"Mr. \\"Q\\"" <sip:q@example.com;transport=udp>;tag=9')
+    assert a.display == 'Mr. "Q"' and a.tag == "9"
+    assert a.uri.params == {"transport": "udp"}
+    assert sip.NameAddr.parse(str(a)) == a
+    b = sip.NameAddr.parse("sip:q@example.com;tag=9")
+    assert b.display is None and b.tag == "9" and b.uri.params == {}
+    c = sip.NameAddr.parse("Bob  Smith <sip:b@example.com>")
+    assert c.display == "Bob Smith"
+    d = sip.NameAddr.parse("<sip:b@example.com>")
+    assert str(d.with_tag("t1")) == "<sip:b@example.com>;tag=t1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"unterminated <sip:a@b>',
+        "Bell, Alexander <sip:a@b>",
+        "<sip:a@b",
+        "<sip:a@b>;=x",
+        "<sip:a@b>;tag=",
+        '"x" sip:a@b',
+    ],
+)
+def test_bad_name_addrs(text: str) -> None:
+    with pytest.raises(sip.RemoteError):
+        sip.NameAddr.parse(text)
+
+
+def test_via_forms() -> None:
+    v = sip.Via.parse("SIP / 2.0 / udp  host.example.com : 5060 ;branch=z9hG4bKx;rport=1234")
+    assert v.transport == "UDP" and v.host == "host.example.com" and v.port == 5060
+    assert v.rport == 1234 and v.branch == "z9hG4bKx" and v.is_rfc3261
+    assert str(v) == "SIP/2.0/UDP host.example.com:5060;branch=z9hG4bKx;rport=1234"
+    v2 = v.with_params(received="192.0.2.1", rport="5061")
+    assert v2.received == "192.0.2.1" and v2.rport == 5061
+    assert sip.Via.parse("SIP/2.0/UDP h").rport is None
+    for bad in (
+        "SIP/2.0 h",
+        "SIP/2.0/UDP",
+        "SIP/2.0/UDP h;;",
+        "SIP/2.0/UDP h:x",
+        "SIP/2.0/UDP h;rport=x",
+    ):
+        with pytest.raises(sip.RemoteError):
+            _ = sip.Via.parse(bad).rport
+
+
+def test_cseq() -> None:
+    assert sip.CSeq.parse(" 12   REGISTER ") == sip.CSeq(12, "REGISTER")
+    assert str(sip.CSeq(4294967295, "BYE")) == "4294967295 BYE"
+    for bad in ("4294967296 BYE", "-1 BYE", "1", "1 2 3", "x INVITE", "1 IN VITE"):
+        with pytest.raises(sip.RemoteError):
+            sip.CSeq.parse(bad)
+    with pytest.raises(sip.LocalError):
+        sip.CSeq(-1, "BYE")
+    assert dataclasses.replace(sip.CSeq(1, "INVITE"), method="ACK").method == "ACK"
+
+
+def test_contact() -> None:
+    star = sip.Contact.parse(" * ")
+    assert star.star and star.address is None and str(star) == "*"
+    c = sip.Contact.parse("<sip:u@h>;expires=3600;q=0.5")
+    assert c.expires == 3600 and c.q == 0.5 and c.uri == sip.URI.parse("sip:u@h")
+    # RFC 4475 3.1.2.4: an overlarge expiry may be treated as absent.
+    assert sip.Contact.parse("<sip:u@h>;expires=280297596632815").expires is None
+    with pytest.raises(sip.LocalError):
+        sip.Contact(None, star=False)
