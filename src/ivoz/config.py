@@ -41,6 +41,7 @@ class Config:
     rtp_host: str = "127.0.0.1"
     rtp_port_min: int = 13000
     rtp_port_max: int = 19000
+    relay_max_sessions: int = 0  # calls a relay accepts before answering "load limit"; 0: no limit
 
     # Configuration database: SQLite file in data_dir unless a URL is given.
     database_url: str | None = None

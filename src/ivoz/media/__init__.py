@@ -1,0 +1,1 @@
+"""The media relay: ng control protocol (server and client), RTP data path, relay sets."""
