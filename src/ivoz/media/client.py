@@ -18,7 +18,7 @@ import os
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from ivoz.media import bencode
 from ivoz.state import RelayOwners
@@ -89,7 +89,7 @@ class NgClient:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _ClientProtocol(self), local_addr=(local_host, 0)
         )
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._transport = transport
 
     def close(self) -> None:
         if self._transport is not None:
