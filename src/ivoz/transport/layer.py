@@ -20,7 +20,7 @@ import itertools
 import logging
 import socket
 import ssl
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -300,8 +300,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not derive from asyncio.Transport but behave like it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def _register(self) -> None:
         assert self.transport is not None

@@ -1,0 +1,258 @@
+"""The users-facing SIP role as of issue 2: a SIP endpoint on every transport.
+
+``serve`` opens the five listeners (UDP, TCP, TLS, WS, WSS) and answers each request
+as a UAS that serves nothing but OPTIONS (RFC 3261 11): 200 with its capabilities.
+Every other out-of-dialog request gets the error RFC 3261 prescribes:
+
+- unknown method: 501 (8.2.1); known but not served here: 405 with Allow (8.2.1);
+- CANCEL matching no transaction, BYE/PRACK/UPDATE/INFO and any request with a To tag
+  matching no dialog: 481 (9.2, 12.2.2, 15.1.2); ACK: nothing (17.2.3);
+- Request-URI scheme other than sip/sips: 416 (8.2.2.1); an unsupported Require
+  option: 420 with Unsupported (8.2.2.3); Max-Forwards 0 on a request that would be
+  forwarded (its Request-URI names a user or another host): 483 (16.3);
+- malformed messages: the parser's status when a response can be built, else dropped.
+
+Responses are stateless (no server transaction yet): the To tag is derived from the
+request so that a retransmitted request gets an identical answer (RFC 3261 8.2.6.2).
+Issue 5 replaces this module with the users proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+
+from ivoz import __version__
+from ivoz.config import Config
+from ivoz.sip import RemoteError, Request, Response, make_response, parse_message
+from ivoz.sip.framing import FramingFailed
+from ivoz.transport import Kind, Layer, Origin, TransportError
+from ivoz.transport.tls import certificate_files, server_context
+from ivoz.transport.via import ResponseDestination, alias_address, response_destination, stamp_via
+
+log = logging.getLogger(__name__)
+
+SERVER = f"Ivoz/{__version__}"
+# Methods this endpoint serves, advertised in Allow (RFC 3261 20.5).
+ALLOWED = ("OPTIONS",)
+# Methods we know (RFC 3261, 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086) but do not
+# serve here yet: 405 (RFC 3261 8.2.1). Registrar, calls and presence come later.
+KNOWN_NOT_SERVED = frozenset(
+    {"INVITE", "REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE"}
+)
+# Methods only meaningful inside a dialog: out of one they match nothing (481).
+DIALOG_ONLY = frozenset({"BYE", "PRACK", "UPDATE", "INFO"})
+# Option tags we support (none yet: Require of anything gets 420).
+SUPPORTED: tuple[str, ...] = ()
+# Stream transports answer from the framer's header block when a message cannot be
+# framed; these header lines are what a response needs (RFC 3261 8.2.6.2).
+_ECHOED = {
+    "via": "Via",
+    "v": "Via",
+    "from": "From",
+    "f": "From",
+    "to": "To",
+    "t": "To",
+    "call-id": "Call-ID",
+    "i": "Call-ID",
+    "cseq": "CSeq",
+}
+_FOLD = re.compile(r"\r\n[ \t]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to send and where."""
+
+    data: bytes
+    destination: ResponseDestination
+
+
+class Endpoint:
+    """The issue-2 UAS: decides the answer to each message (sans-IO core + sending)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.layer: Layer | None = None
+        hosts = {config.sip_host, "127.0.0.1", "localhost", "::1", "[::1]"}
+        if config.sip_advertised_host:
+            hosts.add(config.sip_advertised_host)
+        self.local_hosts = frozenset(h.lower() for h in hosts)
+
+    # -- the transport's receiver --------------------------------------------------
+
+    def message_received(self, data: bytes, origin: Origin) -> None:
+        reply = self.respond(data, origin)
+        if reply is not None:
+            self._send(reply)
+
+    def framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
+        reply = salvage_response(failure.header_block, failure.status, failure.reason, origin)
+        if reply is not None:
+            self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        layer = self.layer
+        if layer is None:
+            return
+        destination = reply.destination
+        if destination.connection is not None:
+            try:
+                layer.send(reply.data, destination.connection)
+                return
+            except TransportError:
+                pass  # RFC 3261 18.2.2: the connection is gone, fall back to the address
+        try:
+            layer.send(reply.data, destination.address)
+        except TransportError as exc:
+            log.debug("cannot send a response to %s: %s", destination.address, exc)
+
+    # -- decisions -----------------------------------------------------------------
+
+    def respond(self, data: bytes, origin: Origin) -> Reply | None:
+        """The answer to one received message, or None when nothing is to be sent."""
+        try:
+            message = parse_message(data, datagram=not origin.transport.framed_by_length)
+        except RemoteError as exc:
+            if not exc.respondable:
+                return None
+            return salvage_response(data, exc.status, exc.reason, origin)
+        if isinstance(message, Response):
+            return None  # no client transactions here: a stray response is dropped
+        try:
+            return self._answer(message, origin)
+        except RemoteError as exc:
+            # A header the lazy parser only now looked at is malformed.
+            if not exc.respondable or message.method == "ACK":
+                return None
+            return salvage_response(data, exc.status, exc.reason, origin)
+
+    def _answer(self, request: Request, origin: Origin) -> Reply | None:
+        via = stamp_via(request.headers, request.via, origin)
+        if self.layer is not None and origin.connection is not None:
+            alias = alias_address(via, origin)
+            if alias is not None:
+                self.layer.alias(origin.connection, alias)
+        method = request.method
+        if method == "ACK":
+            return None  # RFC 3261 17.2.3: an ACK is never answered
+        to_tag = self._to_tag(request)
+        destination = response_destination(via, origin)
+
+        def reply(status: int, reason: str | None = None, **headers: str) -> Reply:
+            response = make_response(request, status, reason, to_tag=to_tag)
+            response.headers.set("Server", SERVER)
+            for name, value in headers.items():
+                response.headers.set(name.replace("_", "-"), value)
+            return Reply(response.to_bytes(), destination)
+
+        # RFC 3261 16.3 step 2: Max-Forwards 0 on a request to forward gets 483; an
+        # OPTIONS may be answered by the element itself (RFC 3261 11).
+        if method != "OPTIONS" and request.max_forwards == 0 and self._to_forward(request):
+            return reply(483)
+        # RFC 3261 8.2.1: method inspection comes first.
+        if method == "CANCEL":
+            return reply(481)  # RFC 3261 9.2: no transaction to cancel
+        if method != "OPTIONS" and method not in KNOWN_NOT_SERVED and method not in DIALOG_ONLY:
+            return reply(501, Allow=", ".join(ALLOWED))
+        if request.to_tag is not None or method in DIALOG_ONLY:
+            # RFC 3261 12.2.2: a request in a dialog we do not know.
+            return reply(481)
+        if method in KNOWN_NOT_SERVED:
+            # RFC 3261 8.2.1 / 21.4.6: 405 MUST carry Allow.
+            return reply(405, Allow=", ".join(ALLOWED))
+        # RFC 3261 8.2.2.1: a Request-URI scheme we cannot serve.
+        if request.uri.scheme.lower() not in ("sip", "sips"):
+            return reply(416)
+        # RFC 3261 8.2.2.3: every Require option tag must be supported.
+        unsupported = [t for t in request.option_tags("Require") if t.lower() not in SUPPORTED]
+        if unsupported:
+            return reply(420, Unsupported=", ".join(unsupported))
+        # RFC 3261 11.2: the capabilities, as a 200 to OPTIONS.
+        return reply(
+            200,
+            Allow=", ".join(ALLOWED),
+            Accept="application/sdp",
+            Accept_Encoding="identity",
+            Accept_Language="en",
+            Supported=", ".join(SUPPORTED),
+        )
+
+    def _to_forward(self, request: Request) -> bool:
+        """A proxy would forward this: its Request-URI names a user or another host."""
+        uri = request.uri
+        return bool(uri.user) or uri.host.lower() not in self.local_hosts
+
+    @staticmethod
+    def _to_tag(request: Request) -> str:
+        # RFC 3261 8.2.6.2: the same tag for every response to the same request, so a
+        # stateless UAS derives it from the request's identity.
+        key = f"{request.call_id}\0{request.from_tag}\0{request.via.branch}\0{request.cseq}"
+        return hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+
+
+def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> Reply | None:
+    """A response to a message the parser refused, built from its raw header lines.
+
+    The Via, From, To, Call-ID and CSeq lines are echoed as received (RFC 3261 8.2.6.2)
+    and the response goes straight back to the packet's source or connection, since a
+    malformed Via cannot be trusted for routing. Returns None when the start line is not
+    a request's, the request is an ACK, or a needed header line is missing.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("latin-1")
+    # RFC 3261 7.3.1: folded lines continue the header above.
+    lines = _FOLD.sub(" ", text).split("\r\n")
+    start = lines[0].split(" ")
+    if len(start) != 3 or not start[2].upper().startswith("SIP/") or start[0] == "ACK":
+        return None
+    echoed: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        canonical = _ECHOED.get(name.strip().lower())
+        if canonical is not None:
+            echoed.append((canonical, value.strip()))
+    present = {name for name, _ in echoed}
+    if present != {"Via", "From", "To", "Call-ID", "CSeq"}:
+        return None
+    cseq_method = dict(echoed)["CSeq"].split()[-1:]
+    if cseq_method == ["ACK"]:
+        return None
+    reason = "".join(c if c.isprintable() else " " for c in reason)[:100] or "Error"
+    out = [f"SIP/2.0 {status} {reason}"]
+    out += [f"{name}: {value}" for name, value in echoed]
+    out += [f"Server: {SERVER}", "Content-Length: 0", "", ""]
+    payload = "\r\n".join(out).encode("utf-8", "replace")
+    return Reply(payload, ResponseDestination(origin.connection, origin.remote))
+
+
+async def serve(config: Config) -> None:
+    """Run the SIP listeners and the endpoint until cancelled."""
+    files = certificate_files(config.data_dir, config.sip_host, config.tls_cert, config.tls_key)
+    tls = server_context(files)
+    endpoint = Endpoint(config)
+    layer = Layer(endpoint, max_message_size=config.sip_max_message_size)
+    endpoint.layer = layer
+    listeners = (
+        (Kind.UDP, config.sip_udp_port),
+        (Kind.TCP, config.sip_tcp_port),
+        (Kind.TLS, config.sip_tls_port),
+        (Kind.WS, config.sip_ws_port),
+        (Kind.WSS, config.sip_wss_port),
+    )
+    try:
+        for kind, port in listeners:
+            bound = await layer.listen(kind, config.sip_host, port, tls if kind.secure else None)
+            log.info("SIP %s listening on %s:%d", kind.value, bound.host, bound.port)
+        log.info("TLS certificate %s", files.cert)
+        await asyncio.Event().wait()
+    finally:
+        await layer.close()

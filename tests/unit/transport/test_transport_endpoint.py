@@ -1,0 +1,159 @@
+"""The issue-2 SIP endpoint's answers (ivoz.proxy.role.Endpoint), sans-IO."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivoz.config import Config
+from ivoz.proxy.role import Endpoint, Reply, salvage_response
+from ivoz.sip import Response, parse_message
+from ivoz.transport import Address, Kind, Origin
+
+
+def origin(kind: Kind = Kind.UDP) -> Origin:
+    connection = None if kind is Kind.UDP else 7
+    return Origin(
+        kind, Address(kind, "127.0.0.1", 40000), Address(kind, "127.0.0.1", 5060), connection
+    )
+
+
+def request(
+    method: str = "OPTIONS",
+    uri: str = "sip:127.0.0.1",
+    *,
+    extra: str = "",
+    to_tag: str = "",
+    cseq_method: str | None = None,
+    via: str = "SIP/2.0/UDP 127.0.0.1:5099;rport;branch=z9hG4bK-abc",
+) -> bytes:
+    return (
+        f"{method} {uri} SIP/2.0\r\n"
+        f"Via: {via}\r\n"
+        "From: <sip:alice@127.0.0.1>;tag=f1\r\n"
+        f"To: <sip:127.0.0.1>{to_tag}\r\n"
+        "Call-ID: call-1@127.0.0.1\r\n"
+        f"CSeq: 1 {cseq_method or method}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"{extra}"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def answer(data: bytes, kind: Kind = Kind.UDP) -> tuple[Response, Reply]:
+    reply = Endpoint(Config()).respond(data, origin(kind))
+    assert reply is not None
+    response = parse_message(reply.data)
+    assert isinstance(response, Response)
+    return response, reply
+
+
+def test_options_gets_200_with_capabilities() -> None:
+    response, reply = answer(request())
+    assert response.status == 200
+    for name in ("Allow", "Accept", "Supported", "Server", "Accept-Encoding", "Accept-Language"):
+        assert name in response.headers
+    assert "OPTIONS" in response.headers.get_all("Allow")
+    assert response.headers.get("Accept") == "application/sdp"
+    assert response.to_tag
+    assert response.call_id == "call-1@127.0.0.1"
+    # RFC 3581: rport and received filled in; the answer goes to the source port.
+    assert response.via.rport == 40000
+    assert response.via.received == "127.0.0.1"
+    assert reply.destination.address == Address(Kind.UDP, "127.0.0.1", 40000)
+
+
+def test_retransmission_gets_the_same_to_tag() -> None:
+    first, _ = answer(request())
+    second, _ = answer(request())
+    assert first.to_tag == second.to_tag
+
+
+def test_stream_response_goes_back_over_the_connection() -> None:
+    data = request(via="SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-abc")
+    response, reply = answer(data, Kind.TCP)
+    assert response.status == 200
+    assert reply.destination.connection == 7
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [
+        ("FOO", 501),
+        ("INVITE", 405),
+        ("REGISTER", 405),
+        ("SUBSCRIBE", 405),
+        ("MESSAGE", 405),
+        ("CANCEL", 481),
+        ("BYE", 481),
+        ("PRACK", 481),
+    ],
+)
+def test_methods_not_served(method: str, status: int) -> None:
+    response, _ = answer(request(method))
+    assert response.status == status
+    if status == 405:
+        assert response.headers.get_all("Allow") == ["OPTIONS"]
+
+
+def test_ack_is_never_answered() -> None:
+    assert Endpoint(Config()).respond(request("ACK"), origin()) is None
+
+
+def test_in_dialog_request_matching_no_dialog_gets_481() -> None:
+    response, _ = answer(request("INVITE", to_tag=";tag=zz"))
+    assert response.status == 481
+
+
+def test_unsupported_require_gets_420_with_unsupported() -> None:
+    response, _ = answer(request(extra="Require: foo, 100rel\r\n"))
+    assert response.status == 420
+    assert response.headers.get_all("Unsupported") == ["foo", "100rel"]
+
+
+def test_bad_uri_scheme_gets_416() -> None:
+    response, _ = answer(request(uri="http://127.0.0.1/"))
+    assert response.status == 416
+
+
+def test_max_forwards_zero_on_a_request_to_forward_gets_483() -> None:
+    data = request("INVITE", "sip:bob@example.com").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    response, _ = answer(data)
+    assert response.status == 483
+    # OPTIONS with Max-Forwards 0 is answered by the element itself (RFC 3261 11).
+    options = request("OPTIONS", "sip:bob@example.com").replace(
+        b"Max-Forwards: 70", b"Max-Forwards: 0"
+    )
+    assert answer(options)[0].status == 200
+
+
+def test_responses_are_dropped() -> None:
+    stray = (
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert Endpoint(Config()).respond(stray, origin()) is None
+
+
+def test_malformed_but_respondable_gets_400_to_the_source() -> None:
+    data = request().replace(b"SIP/2.0\r\n", b"SIP/2.0  \r\n", 1)  # malformed request line
+    endpoint = Endpoint(Config())
+    reply = endpoint.respond(request(cseq_method="INVITE"), origin())
+    assert reply is not None
+    response = parse_message(reply.data)
+    assert isinstance(response, Response) and response.status == 400
+    assert reply.destination.address == origin().remote
+    # a message nobody can answer is dropped
+    assert endpoint.respond(b"\x00\xff garbage", origin()) is None
+    assert endpoint.respond(data[:20], origin()) is None
+
+
+def test_salvage_from_a_header_block_echoes_the_needed_headers() -> None:
+    head = request().split(b"\r\n\r\n")[0].replace(b"Content-Length: 0\r\n", b"")
+    reply = salvage_response(head, 400, "Missing Content-Length", origin(Kind.TCP))
+    assert reply is not None and reply.destination.connection == 7
+    response = parse_message(reply.data)
+    assert isinstance(response, Response)
+    assert (response.status, response.reason) == (400, "Missing Content-Length")
+    assert response.cseq.method == "OPTIONS"
+    ack = request("ACK").split(b"\r\n\r\n")[0]
+    assert salvage_response(ack, 400, "x", origin()) is None
+    assert salvage_response(b"SIP/2.0 200 OK\r\nVia: x", 400, "x", origin()) is None
