@@ -169,12 +169,17 @@ class Message:
     def _required(self, name: str) -> str:
         value = self.headers.get(name)
         if value is None:
-            raise RemoteError(400, f"Missing {name} header", respondable=False)
+            raise _flag(self, bad_request(f"Missing {name} header"))
         return value
 
+    def _single(self, key: str, name: str) -> None:
+        # RFC 3261 7.3.1 and RFC 4475 3.3.8: these header fields appear at most once.
+        if self.headers._keys.count(key) > 1:
+            raise bad_request(f"Multiple {name} header fields")
+
     def _essential(self, exc: RemoteError) -> RemoteError:
-        """The same error, flagged unanswerable: a header a response needs is broken."""
-        return RemoteError(exc.status, exc.reason, respondable=False)
+        """The same error, flagged with whether a response can still be built."""
+        return _flag(self, exc)
 
     @property
     def via(self) -> Via:
@@ -208,9 +213,10 @@ class Message:
         cache = self.headers._cache
         value = cache.get("call-id")
         if value is None:
+            self._single("call-id", "Call-ID")
             raw = self._required("Call-ID")
             if not raw or " " in raw or "\t" in raw:
-                raise RemoteError(400, "Malformed Call-ID", respondable=False)
+                raise _flag(self, bad_request("Malformed Call-ID"))
             value = cache["call-id"] = raw
         return cast(str, value)
 
@@ -219,6 +225,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("cseq")
         if value is None:
+            self._single("cseq", "CSeq")
             try:
                 value = cache["cseq"] = CSeq.parse(self._required("CSeq"))
             except RemoteError as exc:
@@ -229,6 +236,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get(key)
         if value is None:
+            self._single(key, name)
             try:
                 value = cache[key] = NameAddr.parse(self._required(name))
             except RemoteError as exc:
@@ -257,6 +265,7 @@ class Message:
         cache = self.headers._cache
         if "max-forwards" in cache:
             return cast("int | None", cache["max-forwards"])
+        self._single("max-forwards", "Max-Forwards")
         raw = self.headers.get("Max-Forwards")
         value: int | None = None
         if raw is not None:
@@ -387,6 +396,9 @@ class Request(Message):
             uri = URI.parse(self.request_uri)
             if uri.scheme not in SUPPORTED_SCHEMES:
                 raise RemoteError(416, "Unsupported URI Scheme")
+            if uri.headers:
+                # RFC 3261 19.1.1 (table) and RFC 4475 3.1.2.11: no headers in a Request-URI.
+                raise bad_request("Headers in the Request-URI")
             self._uri = uri
         return uri
 
@@ -496,16 +508,17 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
             # RFC 3261 7.3.1: HCOLON = *( SP / HTAB ) ":" SWS
             name = name.rstrip(WS)
             if TOKEN_RE.fullmatch(name) is None or not colon:
-                header_error = RemoteError(400, "Malformed header line", respondable=False)
-                break
+                # Keep going: the other lines tell whether a 400 can be sent back.
+                header_error = header_error or bad_request("Malformed header line")
+                continue
             key = name.lower()
             key = COMPACT.get(key, key)
         elif not colon:
-            header_error = RemoteError(400, "Malformed header line", respondable=False)
-            break
+            header_error = header_error or bad_request("Malformed header line")
+            continue
         if "\r" in value or "\n" in value:
-            header_error = RemoteError(400, "Bare CR or LF in a header", respondable=False)
-            break
+            header_error = header_error or bad_request("Bare CR or LF in a header")
+            continue
         keys.append(key)
         names.append(name)
         values.append(value.strip(WS))
@@ -515,7 +528,7 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
     if first.startswith("SIP/"):
         message = _response(first, headers)
         if header_error is not None:
-            raise header_error
+            raise RemoteError(header_error.status, header_error.reason, respondable=False)
     else:
         message = _request(first, headers, header_error)
     body = data[body_start:]
@@ -554,12 +567,18 @@ def _answerable(message: Message) -> bool:
     if not isinstance(message, Request) or message.method == "ACK":
         # RFC 3261 17: nobody answers a response or an ACK.
         return False
+    # RFC 3261 8.2.6.2: a response copies Via, From, To, Call-ID and CSeq verbatim, so
+    # they must be present; only the top Via's sent-by must make sense, to route it back
+    # (RFC 4475 3.1.2.1 and 3.1.2.4 expect a 400 even when parameters or CSeq are bad).
+    headers = message.headers
+    for name in ("Call-ID", "CSeq", "From", "To"):
+        if not headers.get(name):
+            return False
+    via = headers.get("Via")
+    if not via:
+        return False
     try:
-        message.via  # noqa: B018
-        message.call_id  # noqa: B018
-        Message.cseq.fget(message)  # type: ignore[attr-defined]
-        message.from_  # noqa: B018
-        message.to  # noqa: B018
+        Via.parse(via.split(";", 1)[0].split(",", 1)[0])
     except RemoteError:
         return False
     return True
@@ -616,7 +635,7 @@ def _request(first: str, headers: Headers, header_error: RemoteError | None) -> 
     if TOKEN_RE.fullmatch(method) is None:
         raise RemoteError(400, "Malformed method", respondable=False)
     if header_error is not None:
-        raise header_error
+        raise _flag(request, header_error)
     if version != SIP_VERSION:
         if _VERSION_RE.fullmatch(version) is None:
             raise _flag(request, bad_request("Malformed SIP-Version"))

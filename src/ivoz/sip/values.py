@@ -69,6 +69,9 @@ class NameAddr:
                 # RFC 3261 20.10: in an addr-spec, parameters after ";" belong to the header.
                 uri_text, _, ptext = text.partition(";")
                 uri_text = uri_text.rstrip(WS)
+                if "?" in uri_text or "," in uri_text:
+                    # RFC 3261 20.10 and RFC 4475 3.1.2.13: such a URI needs <>.
+                    raise bad_request("URI with ? or , must be enclosed in <>")
                 params = parse_params(";" + ptext, "address") if ptext or ";" in text else {}
                 return cls(URI.parse(uri_text), None, params)
         gt = rest.find(">")
@@ -179,8 +182,9 @@ class Via:
     @property
     def is_rfc3261(self) -> bool:
         """RFC 3261 8.1.1.7: the branch starts with the magic cookie."""
+        # RFC 4475 3.2.1: a bare magic cookie carries no identifier; use RFC 2543 matching.
         branch = self.branch
-        return branch is not None and branch.startswith(MAGIC_COOKIE)
+        return branch is not None and len(branch) > 7 and branch.startswith(MAGIC_COOKIE)
 
     def with_params(self, **params: str | None) -> Via:
         return replace(self, params={**self.params, **{k.lower(): v for k, v in params.items()}})
