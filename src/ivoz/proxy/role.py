@@ -191,7 +191,7 @@ class Endpoint:
         # RFC 3261 8.2.6.2: the same tag for every response to the same request, so a
         # stateless UAS derives it from the request's identity.
         key = f"{request.call_id}\0{request.from_tag}\0{request.via.branch}\0{request.cseq}"
-        return hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+        return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> Reply | None:
