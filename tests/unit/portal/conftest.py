@@ -1,0 +1,1 @@
+from portal_harness import db_kind, portal  # noqa: F401 - fixtures
