@@ -9,7 +9,8 @@ listening on 127.0.0.1 only, removed at exit); failing that, the server on
 ``database_url(kind, tmp_path)`` yields a fresh, empty database of ``kind`` ("sqlite"
 or "postgresql"): a file in ``tmp_path``, or a uniquely named database created on the
 server and dropped afterwards. ``make_database(kind, tmp_path)`` yields an
-``ivoz.domain.db.Database`` on such a database, already migrated to head.
+``ivoz.domain.db.Database`` on such a database, already migrated to head (a copy of a
+template database migrated once per session, so that each test pays milliseconds).
 
 Wire them in a test directory's conftest.py::
 
@@ -21,6 +22,7 @@ Wire them in a test directory's conftest.py::
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import glob
@@ -153,17 +155,23 @@ async def _admin_connection() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def database_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database of ``kind``; dropped (PostgreSQL) when done."""
+async def database_url(
+    kind: str, tmp_path: Path, *, template: str | None = None
+) -> AsyncIterator[str]:
+    """A fresh database of ``kind`` (a copy of ``template`` when given); dropped when done."""
     if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / f'ivoz-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        path = tmp_path / f"ivoz-{uuid.uuid4().hex[:8]}.sqlite3"
+        if template is not None:
+            shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     if kind != "postgresql":
         raise ValueError(kind)
     name = f"ivoz_test_{uuid.uuid4().hex[:12]}"
     conn = await _admin_connection()
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{suffix}')
     finally:
         await conn.close()
     try:
@@ -176,16 +184,78 @@ async def database_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
             await conn.close()
 
 
+def _drop_templates() -> None:
+    names = [t for k, t in _templates.items() if k == "postgresql"]
+    if not names:
+        return
+    loop = asyncio.new_event_loop()
+
+    async def drop() -> None:
+        conn = await _admin_connection()
+        try:
+            for name in names:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    try:
+        loop.run_until_complete(drop())
+    except Exception:
+        pass
+    finally:
+        loop.close()
+
+
+_templates: dict[str, str] = {}
+
+
+async def migrated_template(kind: str) -> str:
+    """A database migrated to head, made once per session, to copy fresh databases from.
+
+    Migrating takes a second or more; copying a migrated file (SQLite) or creating a
+    database from a template (PostgreSQL) takes a few milliseconds.
+    """
+    from ivoz.domain.db import Database
+
+    if kind in _templates:
+        return _templates[kind]
+    if kind == "sqlite":
+        root = Path(tempfile.mkdtemp(prefix="ivoz-sqlite-template-"))
+        atexit.register(shutil.rmtree, root, True)
+        path = root / "template.sqlite3"
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+        _templates[kind] = str(path)
+        return str(path)
+    name = f"ivoz_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = await _admin_connection()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    if not _templates:
+        atexit.register(_drop_templates)
+    _templates[kind] = name
+    db = Database(str(make_url(postgres_url()).set(database=name)))
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+    return name
+
+
 @contextlib.asynccontextmanager
 async def make_database(kind: str, tmp_path: Path, *, upgrade: bool = True) -> AsyncIterator[Any]:
     """An ``ivoz.domain.db.Database`` on a fresh database, migrated unless told not to."""
     from ivoz.domain.db import Database
 
-    async with database_url(kind, tmp_path) as url:
+    template = await migrated_template(kind) if upgrade else None
+    async with database_url(kind, tmp_path, template=template) as url:
         db = Database(url)
         try:
-            if upgrade:
-                await db.upgrade()
             yield db
         finally:
             await db.dispose()
