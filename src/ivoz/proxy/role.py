@@ -12,8 +12,10 @@ Every other out-of-dialog request gets the error RFC 3261 prescribes:
   forwarded (its Request-URI names a user or another host): 483 (16.3);
 - malformed messages: the parser's status when a response can be built, else dropped.
 
-Responses are stateless (no server transaction yet): the To tag is derived from the
-request so that a retransmitted request gets an identical answer (RFC 3261 8.2.6.2).
+Every request goes through a server transaction (ivoz.sip.transaction): retransmitted
+requests get the last response again, ACKs for our error responses are absorbed, and
+responses over UDP are retransmitted by Timer G. The To tag is derived from the request
+(RFC 3261 8.2.6.2), so even a request arriving after its transaction ended gets the same.
 Issue 5 replaces this module with the users proxy.
 """
 
@@ -29,6 +31,14 @@ from ivoz import __version__
 from ivoz.config import Config
 from ivoz.sip import RemoteError, Request, Response, make_response, parse_message
 from ivoz.sip.framing import FramingFailed
+from ivoz.sip.timers import TimerConfig
+from ivoz.sip.transaction import (
+    Event,
+    RequestReceived,
+    ServerTransaction,
+    TransactionLayer,
+    TransactionTerminated,
+)
 from ivoz.transport import Kind, Layer, Origin, TransportError
 from ivoz.transport.tls import certificate_files, server_context
 from ivoz.transport.via import ResponseDestination, alias_address, response_destination, stamp_via
@@ -65,89 +75,125 @@ _FOLD = re.compile(r"\r\n[ \t]+")
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One message to send and where."""
+    """One message to send, where, and the transaction that sent it (if any)."""
 
     data: bytes
     destination: ResponseDestination
+    transaction: ServerTransaction | None = None
 
 
 class Endpoint:
-    """The issue-2 UAS: decides the answer to each message (sans-IO core + sending)."""
+    """The issue-2 UAS. ``receive``/``on_timer`` are its sans-IO core (bytes and a clock
+    value in, replies out); the Receiver methods and the timer are the asyncio shell.
+    """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, timers: TimerConfig | None = None) -> None:
         self.config = config
+        self.transactions = TransactionLayer(timers)
         self.layer: Layer | None = None
         hosts = {config.sip_host, "127.0.0.1", "localhost", "::1", "[::1]"}
         if config.sip_advertised_host:
             hosts.add(config.sip_advertised_host)
         self.local_hosts = frozenset(h.lower() for h in hosts)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        # id(response) -> the server transaction sending it, for transport errors.
+        self._sent_by: dict[int, ServerTransaction] = {}
 
-    # -- the transport's receiver --------------------------------------------------
+    # -- sans-IO core --------------------------------------------------------------
 
-    def message_received(self, data: bytes, origin: Origin) -> None:
-        reply = self.respond(data, origin)
-        if reply is not None:
-            self._send(reply)
-
-    def framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
-        reply = salvage_response(failure.header_block, failure.status, failure.reason, origin)
-        if reply is not None:
-            self._send(reply)
-
-    def _send(self, reply: Reply) -> None:
-        layer = self.layer
-        if layer is None:
-            return
-        destination = reply.destination
-        if destination.connection is not None:
-            try:
-                layer.send(reply.data, destination.connection)
-                return
-            except TransportError:
-                pass  # RFC 3261 18.2.2: the connection is gone, fall back to the address
-        try:
-            layer.send(reply.data, destination.address)
-        except TransportError as exc:
-            log.debug("cannot send a response to %s: %s", destination.address, exc)
-
-    # -- decisions -----------------------------------------------------------------
-
-    def respond(self, data: bytes, origin: Origin) -> Reply | None:
-        """The answer to one received message, or None when nothing is to be sent."""
+    def receive(self, data: bytes, origin: Origin, now: float) -> list[Reply]:
+        """Everything to send in reaction to one received message."""
         try:
             message = parse_message(data, datagram=not origin.transport.framed_by_length)
         except RemoteError as exc:
-            if not exc.respondable:
-                return None
-            return salvage_response(data, exc.status, exc.reason, origin)
+            return _salvaged(data, exc, origin)
         if isinstance(message, Response):
-            return None  # no client transactions here: a stray response is dropped
+            return []  # no client transactions here: a stray response is dropped
         try:
-            return self._answer(message, origin)
+            # RFC 3261 8.2.6.2: a response copies these; without them no answer.
+            message.call_id, message.cseq, message.from_, message.to  # noqa: B018
+            via = stamp_via(message.headers, message.via, origin)
+            if self.layer is not None and origin.connection is not None:
+                alias = alias_address(via, origin)
+                if alias is not None:
+                    self.layer.alias(origin.connection, alias)
+            # RFC 3261 17.2.3: retransmissions and ACKs are absorbed by the transaction.
+            self.transactions.receive(
+                message, now, reliable=origin.transport.reliable, source=origin
+            )
         except RemoteError as exc:
             # A header the lazy parser only now looked at is malformed.
-            if not exc.respondable or message.method == "ACK":
-                return None
-            return salvage_response(data, exc.status, exc.reason, origin)
+            if message.method == "ACK":
+                return []
+            return _salvaged(data, exc, origin)
+        return self._drain(now)
 
-    def _answer(self, request: Request, origin: Origin) -> Reply | None:
-        via = stamp_via(request.headers, request.via, origin)
-        if self.layer is not None and origin.connection is not None:
-            alias = alias_address(via, origin)
-            if alias is not None:
-                self.layer.alias(origin.connection, alias)
+    def on_timer(self, now: float) -> list[Reply]:
+        """Fire the transaction timers due at ``now`` (retransmissions, cleanup)."""
+        self.transactions.on_timer(now)
+        return self._drain(now)
+
+    def next_timer(self) -> float | None:
+        return self.transactions.next_timer()
+
+    def transport_failed(self, reply: Reply, now: float) -> list[Reply]:
+        """RFC 3261 17.2.4: tell the transaction its response could not be sent."""
+        if reply.transaction is None:
+            return []
+        self.transactions.transport_error(reply.transaction, now)
+        return self._drain(now)
+
+    def _drain(self, now: float) -> list[Reply]:
+        ended: list[int] = []
+        while events := self.transactions.next_events():
+            self._handle(events, now, ended)
+        replies: list[Reply] = []
+        for transmit in self.transactions.messages_to_send():
+            message = transmit.message
+            origin = transmit.destination
+            if not isinstance(message, Response) or not isinstance(origin, Origin):
+                continue  # we never send requests
+            transaction = self._sent_by.get(id(message))
+            destination = response_destination(message.via, origin)
+            replies.append(Reply(message.to_bytes(), destination, transaction))
+        for key in ended:
+            self._sent_by.pop(key, None)
+        return replies
+
+    def _handle(self, events: list[Event], now: float, ended: list[int]) -> None:
+        for event in events:
+            if isinstance(event, TransactionTerminated):
+                sent = event.transaction.last_response
+                if sent is not None:
+                    ended.append(id(sent))
+                continue
+            if not isinstance(event, RequestReceived) or event.transaction is None:
+                continue  # ACK for no transaction, timeouts: nothing to do
+            assert isinstance(event.source, Origin)
+            try:
+                response = self.decide(event.request, event.source)
+            except RemoteError as exc:
+                response = make_response(event.request, exc.status, exc.reason)
+                response.headers.set("Server", SERVER)
+            if response is not None:
+                self._sent_by[id(response)] = event.transaction
+                self.transactions.send_response(event.transaction, response, now)
+
+    def decide(self, request: Request, origin: Origin) -> Response | None:
+        """The TU: the response to a new request (RFC 3261 8.2), None for an ACK."""
         method = request.method
         if method == "ACK":
             return None  # RFC 3261 17.2.3: an ACK is never answered
         to_tag = self._to_tag(request)
-        destination = response_destination(via, origin)
 
-        def reply(status: int, reason: str | None = None, **headers: str) -> Reply:
+        def reply(status: int, reason: str | None = None, **headers: str) -> Response:
             response = make_response(request, status, reason, to_tag=to_tag)
             response.headers.set("Server", SERVER)
             for name, value in headers.items():
                 response.headers.set(name.replace("_", "-"), value)
-            return Reply(response.to_bytes(), destination)
+            return response
 
         # RFC 3261 16.3 step 2: Max-Forwards 0 on a request to forward gets 483; an
         # OPTIONS may be answered by the element itself (RFC 3261 11).
@@ -155,7 +201,9 @@ class Endpoint:
             return reply(483)
         # RFC 3261 8.2.1: method inspection comes first.
         if method == "CANCEL":
-            return reply(481)  # RFC 3261 9.2: no transaction to cancel
+            # RFC 3261 9.2: 200 when the CANCEL matches a transaction (whose final
+            # response is already sent: ours are immediate), else 481.
+            return reply(200 if self.transactions.find_cancelled(request) else 481)
         if method != "OPTIONS" and method not in KNOWN_NOT_SERVED and method not in DIALOG_ONLY:
             return reply(501, Allow=", ".join(ALLOWED))
         if request.to_tag is not None or method in DIALOG_ONLY:
@@ -181,6 +229,64 @@ class Endpoint:
             Supported=", ".join(SUPPORTED),
         )
 
+    # -- asyncio shell: the transport's receiver and one timer -----------------------
+
+    def message_received(self, data: bytes, origin: Origin) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        self._send_all(self.receive(data, origin, loop.time()))
+        self._rearm()
+
+    def framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
+        reply = salvage_response(failure.header_block, failure.status, failure.reason, origin)
+        if reply is not None:
+            self._send_all([reply])
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        assert self._loop is not None
+        try:
+            self._send_all(self.on_timer(self._loop.time()))
+        except Exception:
+            log.exception("error running SIP timers")
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.transactions.next_timer()
+        if deadline == self._timer_at or self._loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self._loop.call_at(deadline, self._fire)
+
+    def _send_all(self, replies: list[Reply]) -> None:
+        layer = self.layer
+        if layer is None:
+            return
+        failed = []
+        for reply in replies:
+            destination = reply.destination
+            if destination.connection is not None:
+                try:
+                    layer.send(reply.data, destination.connection)
+                    continue
+                except TransportError:
+                    pass  # RFC 3261 18.2.2: the connection is gone, use the address
+            try:
+                layer.send(reply.data, destination.address)
+            except TransportError:
+                failed.append(reply)
+        for reply in failed:
+            if self._loop is not None:
+                self._send_all(self.transport_failed(reply, self._loop.time()))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _to_forward(self, request: Request) -> bool:
         """A proxy would forward this: its Request-URI names a user or another host."""
         uri = request.uri
@@ -192,6 +298,13 @@ class Endpoint:
         # stateless UAS derives it from the request's identity.
         key = f"{request.call_id}\0{request.from_tag}\0{request.via.branch}\0{request.cseq}"
         return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def _salvaged(data: bytes, exc: RemoteError, origin: Origin) -> list[Reply]:
+    if not exc.respondable:
+        return []
+    reply = salvage_response(data, exc.status, exc.reason, origin)
+    return [] if reply is None else [reply]
 
 
 def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> Reply | None:
@@ -255,4 +368,5 @@ async def serve(config: Config) -> None:
         log.info("TLS certificate %s", files.cert)
         await asyncio.Event().wait()
     finally:
+        endpoint.close()
         await layer.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivoz.config import Config
 from ivoz.proxy.role import Endpoint, Reply, salvage_response
@@ -40,8 +42,9 @@ def request(
 
 
 def answer(data: bytes, kind: Kind = Kind.UDP) -> tuple[Response, Reply]:
-    reply = Endpoint(Config()).respond(data, origin(kind))
-    assert reply is not None
+    replies = Endpoint(Config()).receive(data, origin(kind), 0.0)
+    assert len(replies) == 1
+    (reply,) = replies
     response = parse_message(reply.data)
     assert isinstance(response, Response)
     return response, reply
@@ -83,7 +86,7 @@ def test_stream_response_goes_back_over_the_connection() -> None:
         ("REGISTER", 405),
         ("SUBSCRIBE", 405),
         ("MESSAGE", 405),
-        ("CANCEL", 481),
+        ("CANCEL", 481),  # matches no transaction
         ("BYE", 481),
         ("PRACK", 481),
     ],
@@ -96,7 +99,7 @@ def test_methods_not_served(method: str, status: int) -> None:
 
 
 def test_ack_is_never_answered() -> None:
-    assert Endpoint(Config()).respond(request("ACK"), origin()) is None
+    assert Endpoint(Config()).receive(request("ACK"), origin(), 0.0) == []
 
 
 def test_in_dialog_request_matching_no_dialog_gets_481() -> None:
@@ -130,20 +133,19 @@ def test_responses_are_dropped() -> None:
     stray = (
         b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n"
     )
-    assert Endpoint(Config()).respond(stray, origin()) is None
+    assert Endpoint(Config()).receive(stray, origin(), 0.0) == []
 
 
 def test_malformed_but_respondable_gets_400_to_the_source() -> None:
     data = request().replace(b"SIP/2.0\r\n", b"SIP/2.0  \r\n", 1)  # malformed request line
     endpoint = Endpoint(Config())
-    reply = endpoint.respond(request(cseq_method="INVITE"), origin())
-    assert reply is not None
+    (reply,) = endpoint.receive(request(cseq_method="INVITE"), origin(), 0.0)
     response = parse_message(reply.data)
     assert isinstance(response, Response) and response.status == 400
     assert reply.destination.address == origin().remote
     # a message nobody can answer is dropped
-    assert endpoint.respond(b"\x00\xff garbage", origin()) is None
-    assert endpoint.respond(data[:20], origin()) is None
+    assert endpoint.receive(b"\x00\xff garbage", origin(), 0.0) == []
+    assert endpoint.receive(data[:20], origin(), 0.0) == []
 
 
 def test_salvage_from_a_header_block_echoes_the_needed_headers() -> None:
@@ -157,3 +159,95 @@ def test_salvage_from_a_header_block_echoes_the_needed_headers() -> None:
     ack = request("ACK").split(b"\r\n\r\n")[0]
     assert salvage_response(ack, 400, "x", origin()) is None
     assert salvage_response(b"SIP/2.0 200 OK\r\nVia: x", 400, "x", origin()) is None
+
+
+# -- server transactions (ivoz.sip.transaction), fake clock ----------------------------
+
+
+def status(reply: Reply) -> int:
+    response = parse_message(reply.data)
+    assert isinstance(response, Response)
+    return response.status
+
+
+def test_retransmitted_options_gets_the_same_response_without_a_new_decision() -> None:
+    endpoint = Endpoint(Config())
+    decisions = []
+    decide = endpoint.decide
+
+    def counting(req: object, org: Origin) -> object:
+        decisions.append(req)
+        return decide(req, org)  # type: ignore[arg-type]
+
+    endpoint.decide = counting  # type: ignore[method-assign,assignment]
+    (first,) = endpoint.receive(request(), origin(), 0.0)
+    (again,) = endpoint.receive(request(), origin(), 0.3)
+    assert first.data == again.data
+    assert len(decisions) == 1
+    assert first.transaction is not None
+
+
+def test_invite_405_is_retransmitted_over_udp_until_acked() -> None:
+    endpoint = Endpoint(Config())
+    (reply,) = endpoint.receive(request("INVITE"), origin(), 0.0)
+    assert status(reply) == 405
+    # RFC 3261 17.2.1: Timer G resends the final response over UDP (T1 = 0.5 s).
+    deadline = endpoint.next_timer()
+    assert deadline is not None and deadline <= 0.5
+    resent = endpoint.on_timer(deadline)
+    assert [r.data for r in resent] == [reply.data]
+    # the ACK (same branch, To tag from our response) is absorbed: no more resends
+    to_tag = parse_message(reply.data).to_tag  # type: ignore[union-attr]
+    ack = request("ACK", to_tag=f";tag={to_tag}")
+    assert endpoint.receive(ack, origin(), 0.6) == []
+    later = endpoint.next_timer()
+    assert later is None or endpoint.on_timer(later) == []
+
+
+def test_cancel_of_a_known_invite_gets_200() -> None:
+    endpoint = Endpoint(Config())
+    endpoint.receive(request("INVITE"), origin(), 0.0)
+    (reply,) = endpoint.receive(request("CANCEL"), origin(), 0.1)
+    assert status(reply) == 200
+
+
+def test_transactions_are_forgotten_after_timer_j() -> None:
+    endpoint = Endpoint(Config())
+    endpoint.receive(request(), origin(), 0.0)
+    assert len(endpoint.transactions) == 1
+    now = 0.0
+    while (deadline := endpoint.next_timer()) is not None:
+        now = deadline
+        endpoint.on_timer(now)
+    assert len(endpoint.transactions) == 0
+    assert now >= 32.0  # RFC 3261 17.2.2: Timer J is 64*T1 for UDP
+    assert endpoint._sent_by == {}
+
+
+def test_over_tcp_the_transaction_ends_at_once() -> None:
+    endpoint = Endpoint(Config())
+    data = request(via="SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-tcp")
+    (reply,) = endpoint.receive(data, origin(Kind.TCP), 0.0)
+    assert status(reply) == 200
+    assert len(endpoint.transactions) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_any_bytes_never_raise(data: bytes) -> None:
+    endpoint = Endpoint(Config())
+    for kind in (Kind.UDP, Kind.TCP):
+        for reply in endpoint.receive(data, origin(kind), 0.0):
+            assert reply.data.startswith(b"SIP/2.0 ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_requests_never_raise(data: st.DataObject) -> None:
+    message = bytearray(request(data.draw(st.sampled_from(["OPTIONS", "INVITE", "ACK", "FOO"]))))
+    for _ in range(data.draw(st.integers(1, 8))):
+        index = data.draw(st.integers(0, len(message) - 1))
+        message[index] = data.draw(st.integers(0, 255))
+    endpoint = Endpoint(Config())
+    for reply in endpoint.receive(bytes(message), origin(), 0.0):
+        assert isinstance(parse_message(reply.data), Response)
