@@ -49,6 +49,9 @@ WS_SUBPROTOCOL = "sip"
 MAX_WRITE_BUFFER = 4 * 1024 * 1024
 # Receive buffer asked for on UDP sockets, in bytes (bursts of SIPp traffic).
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+# A connection that received nothing for this long is closed, in seconds. Clients keep
+# theirs open with CRLF pings (RFC 5626 4.4.1) or WebSocket pings, or reconnect.
+IDLE_TIMEOUT = 1800.0
 
 
 class TransportError(Exception):
@@ -77,8 +80,11 @@ class Layer:
         *,
         max_message_size: int = 65535,
         client_ssl: ssl.SSLContext | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.receiver = receiver
+        self.idle_timeout = idle_timeout
+        self._sweeper: asyncio.TimerHandle | None = None
         self.max_message_size = max_message_size
         self._client_ssl = client_ssl
         self._servers: list[asyncio.AbstractServer] = []
@@ -213,11 +219,27 @@ class Layer:
         return len(self._connections)
 
     def _register(self, connection: _Connection, remote: Address) -> int:
+        if self._sweeper is None:
+            self._schedule_sweep()
         connection.id = next(self._ids)
         connection.addresses.append(remote)
         self._connections[connection.id] = connection
         self._by_address[remote] = connection.id
         return connection.id
+
+    def _schedule_sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(max(self.idle_timeout / 4, 0.01), self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than ``idle_timeout``."""
+        self._sweeper = None
+        limit = asyncio.get_running_loop().time() - self.idle_timeout
+        for connection in list(self._connections.values()):
+            if connection.last_active < limit:
+                connection.close()
+        if self._connections:
+            self._schedule_sweep()
 
     def _unregister(self, connection: _Connection) -> None:
         if self._connections.pop(connection.id, None) is None:
@@ -242,6 +264,9 @@ class Layer:
 
     async def close(self) -> None:
         """Stop listening and close every socket."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for server in self._servers:
             server.close()
         for udp in self._udp:
@@ -298,6 +323,8 @@ class _Connection(asyncio.Protocol):
         self.origin: Origin | None = None
         self.addresses: list[Address] = []
         self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.last_active = self.loop.time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport but behave like it.
@@ -342,6 +369,7 @@ class _StreamProtocol(_Connection):
         self._register()
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         origin = self.origin
         assert origin is not None
         for event in self.framer.feed(data):
@@ -369,6 +397,7 @@ class _WebSocketProtocol(_Connection):
         self.size = 0
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         self.ws.receive_data(data)
         try:
             for event in self.ws.events():

@@ -229,3 +229,16 @@ async def test_websocket_without_sip_subprotocol_is_rejected() -> None:
     finally:
         writer.close()
         await layer.close()
+
+
+async def test_idle_connections_are_closed() -> None:
+    layer, _ = await make_layer(idle_timeout=0.05)
+    bound = await layer.listen(Kind.TCP, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bound.port)
+    try:
+        # the server closes the idle connection: EOF (no protocol timer is involved)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert layer.connection_count == 0
+    finally:
+        writer.close()
+        await layer.close()
