@@ -83,8 +83,8 @@ def _colour(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError("must be an e-mail address")
+    if value and not _EMAIL.match(value):
+        raise ValueError("must be an e-mail address (or empty)")
     return value
 
 

@@ -168,6 +168,16 @@ def _decimal() -> Any:
     return Annotated[decimal.Decimal, Field(max_digits=18, decimal_places=6)]
 
 
+def _read_type(spec: EntitySpec, column: Column[Any]) -> Any:
+    """Output types: plain, so that a row stored before a rule tightened still reads."""
+    if isinstance(column.type, JSON):
+        return list[Any]
+    python = _python_type(column)
+    if python in (bool, int, str, float, decimal.Decimal, dt.datetime, dt.date, dt.time):
+        return python
+    return Any
+
+
 def _has_default(column: Column[Any]) -> bool:
     return (
         column.default is not None
@@ -190,7 +200,8 @@ def build(spec: EntitySpec, level: str) -> tuple[type[BaseModel], type[BaseModel
     for column in exposed(spec):
         name = column.name
         kind = column_type(spec, column)
-        read_fields[name] = (kind | None if column.nullable else kind, ...)
+        plain = _read_type(spec, column)
+        read_fields[name] = (plain | None if column.nullable else plain, ...)
         if column.primary_key or name in spec.readonly or name in owned:
             continue
         if column.nullable:
