@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ivoz.sip.errors import RemoteError
 
-__all__ = ["Challenge", "Credentials", "parse_auth_params"]
+if TYPE_CHECKING:
+    from ivoz.sip.message import Message
+
+__all__ = ["Challenge", "Credentials", "challenges", "credentials_for", "parse_auth_params"]
+
+# RFC 3261 22.1 / 22.3: which header carries what, for a UAS (401) or a proxy (407)
+CHALLENGE_HEADER = {False: "WWW-Authenticate", True: "Proxy-Authenticate"}
+CREDENTIALS_HEADER = {False: "Authorization", True: "Proxy-Authorization"}
 
 # RFC 3261 25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
@@ -370,3 +378,25 @@ class Credentials:
             parts.append("userhash=true")
         parts.extend(f"{n}={_param_value(v)}" for n, v in self.params)
         return f"{self.scheme} " + ", ".join(parts)
+
+
+def challenges(message: Message, *, proxy: bool = False) -> list[Challenge]:
+    """Every challenge of a 401 (or, with ``proxy``, a 407) response, in order.
+
+    RFC 3261 22.3: a forking proxy may have aggregated several; RemoteError when one is
+    malformed.
+    """
+    return [Challenge.parse(v) for v in message.headers.get_lines(CHALLENGE_HEADER[proxy])]
+
+
+def credentials_for(message: Message, realm: str, *, proxy: bool = False) -> Credentials | None:
+    """The Digest credentials of a request for ``realm``, or None (RFC 3261 22.4).
+
+    A request may carry credentials for several realms (RFC 3261 22.3); the one whose
+    realm matches is ours. Malformed credentials raise RemoteError (answer 400).
+    """
+    for value in message.headers.get_lines(CREDENTIALS_HEADER[proxy]):
+        credentials = Credentials.parse(value)
+        if credentials.is_digest and credentials.realm == realm:
+            return credentials
+    return None

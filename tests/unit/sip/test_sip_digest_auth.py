@@ -272,3 +272,41 @@ def test_any_username_and_password_round_trip(username: str, password: str) -> N
     )
     creds = Credentials.parse(str(creds))
     assert digest.verify(creds, "REGISTER", SECRET, NOW, password=password) is DigestResult.OK
+
+
+def test_challenge_and_credentials_in_messages() -> None:
+    from ivoz import sip
+    from ivoz.sip.auth import challenges, credentials_for
+
+    text = (
+        "REGISTER sip:example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr1\r\n"
+        "To: <sip:alice@example.com>\r\nFrom: <sip:alice@example.com>;tag=1\r\n"
+        "Call-ID: c1\r\nCSeq: 2 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    )
+    request = sip.parse_message(text.encode())
+    assert isinstance(request, sip.Request)
+    assert credentials_for(request, "example.com") is None
+    response = sip.make_response(request, 401)
+    first = digest.make_challenge("example.com", SECRET, NOW, algorithm="SHA-256")
+    second = digest.make_challenge("example.com", SECRET, NOW, algorithm="MD5")
+    response.headers.add("WWW-Authenticate", str(first))
+    response.headers.add("WWW-Authenticate", str(second))
+    wire = sip.parse_message(response.to_bytes())
+    assert challenges(wire) == [first, second]
+    assert challenges(wire, proxy=True) == []
+    creds = digest.answer_challenge(
+        first, method="REGISTER", uri="sip:example.com", username="alice", password="pw"
+    )
+    request.headers.add(
+        "Authorization", 'Digest username="x", realm="other", nonce="n", uri="u", response="r"'
+    )
+    request.headers.add("Authorization", str(creds))
+    again = sip.parse_message(request.to_bytes())
+    found = credentials_for(again, "example.com")
+    assert found == creds
+    assert digest.verify(found, "REGISTER", SECRET, NOW, password="pw") is DigestResult.OK
+    assert credentials_for(again, "example.com", proxy=True) is None
+    again.headers.add("Proxy-Authorization", "Digest garbage")
+    with pytest.raises(RemoteError):
+        credentials_for(again, "example.com", proxy=True)
