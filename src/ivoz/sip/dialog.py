@@ -86,7 +86,6 @@ DIALOG_TABLE: Mapping[tuple[DialogState, DialogInput], DialogState] = {
     (_E, _IN.ENDING_RESPONSE): _T,
     # RFC 3261 15: the caller MAY send BYE on an early dialog
     (_E, _IN.BYE): _T,
-    (_C, _IN.PROVISIONAL): _C,  # 1xx to a re-INVITE
     (_C, _IN.SUCCESS): _C,  # 2xx retransmission, 2xx to a re-INVITE
     (_C, _IN.REQUEST): _C,
     (_C, _IN.OTHER_RESPONSE): _C,
@@ -95,6 +94,14 @@ DIALOG_TABLE: Mapping[tuple[DialogState, DialogInput], DialogState] = {
     (_C, _IN.BYE): _T,
 }
 del _E, _C, _T, _IN
+
+
+def render_table() -> str:
+    """:data:`DIALOG_TABLE` as markdown, the form docs/sip-transactions.md shows."""
+    lines = ["| state | input | next state |", "|---|---|---|"]
+    for (state, what), after in DIALOG_TABLE.items():
+        lines.append(f"| {state.value} | {what.value} | {after.value} |")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import ClassVar
@@ -159,7 +159,7 @@ class Interval(enum.Enum):
     """How a (re)started timer gets its duration."""
 
     INITIAL = "initial"  # the RFC 3261 Table 4 value
-    DOUBLE = "double"  # RFC 3261 17.1.1.2: Timer A doubles without bound
+    DOUBLE = "2x"  # RFC 3261 17.1.1.2: Timer A doubles without bound
     DOUBLE_CAP_T2 = "min(2x, T2)"  # RFC 3261 17.1.2.2 (E), 17.2.1 (G)
     T2 = "T2"  # RFC 3261 17.1.2.2: Timer E in Proceeding is reset to T2
 
@@ -1055,7 +1055,30 @@ class TransactionLayer:
                 self._legacy.pop(legacy, None)
 
 
-def table_rows(table: _Table) -> Iterable[tuple[State, Input, Row]]:
-    """The rows of a table in a stable order, for documentation."""
+TABLES: dict[str, _Table] = {
+    "client INVITE (RFC 3261 17.1.1, RFC 6026 7.2)": CLIENT_INVITE_TABLE,
+    "client non-INVITE (RFC 3261 17.1.2)": CLIENT_NON_INVITE_TABLE,
+    "server INVITE (RFC 3261 17.2.1, RFC 6026 7.1)": SERVER_INVITE_TABLE,
+    "server non-INVITE (RFC 3261 17.2.2)": SERVER_NON_INVITE_TABLE,
+}
+
+
+def render_table(table: _Table) -> str:
+    """A transition table as markdown, the form docs/sip-transactions.md shows."""
+    lines = [
+        "| state | input | actions | stops | starts | next state |",
+        "|---|---|---|---|---|---|",
+    ]
     for (state, what), row in table.items():
-        yield state, what, row
+        actions = ", ".join(a.value for a in row.actions) or "-"
+        stops = ", ".join(t.value for t in row.stop) or "-"
+        starts = (
+            ", ".join(
+                t.value if i is Interval.INITIAL else f"{t.value} = {i.value}" for t, i in row.start
+            )
+            or "-"
+        )
+        lines.append(
+            f"| {state.value} | {what.value} | {actions} | {stops} | {starts} | {row.next.value} |"
+        )
+    return "\n".join(lines)
