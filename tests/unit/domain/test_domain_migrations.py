@@ -1,0 +1,65 @@
+"""The migrations build exactly the schema the models describe, on both databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
+
+from ivoz.domain import models as m
+from ivoz.domain import reference
+from ivoz.domain.db import alembic_config
+from support.database import DATABASE_KINDS, make_database
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, m.Base.metadata))
+
+
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_migrated_schema_matches_the_models(kind: str, tmp_path: Path) -> None:
+    async with make_database(kind, tmp_path, upgrade=False) as db:
+        await db.upgrade()
+        assert await db.current_revision() == "0002"
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+
+
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_downgrade_to_base_and_up_again(kind: str, tmp_path: Path) -> None:
+    async with make_database(kind, tmp_path, upgrade=False) as db:
+        await db.upgrade()
+
+        def down(connection: Connection) -> list[str]:
+            command.downgrade(alembic_config(connection), "base")
+            return inspect(connection).get_table_names()
+
+        async with db.engine.begin() as conn:
+            assert await conn.run_sync(down) == ["alembic_version"]
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+
+
+async def test_reference_data_is_seeded(database: Any) -> None:
+    async with database.sessionmaker() as session:
+        codes = set((await session.scalars(select(m.Country.code))).all())
+        assert {c for c, _, _ in reference.COUNTRIES} <= codes
+        spain = await session.scalar(select(m.Country).where(m.Country.code == "ES"))
+        assert spain is not None and spain.calling_code == "34"
+        assert {"EUR", "USD", "GBP"} <= set((await session.scalars(select(m.Currency.iden))).all())
+        assert {"en", "es"} <= set((await session.scalars(select(m.Language.iden))).all())
+        assert "Europe/Madrid" in set((await session.scalars(select(m.Timezone.tz))).all())
+        assert "queues" in set((await session.scalars(select(m.Feature.iden))).all())
+
+
+async def test_upgrade_is_idempotent(sqlite_database: Any) -> None:
+    await sqlite_database.upgrade()
+    assert await sqlite_database.current_revision() == "0002"
