@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ivoz import sdp
 from ivoz.media import bencode
@@ -393,3 +395,46 @@ async def test_delete_frees_everything_across_thousands_of_calls(harness: Harnes
     assert harness.relay.calls == {}
     totals = harness.ng(command="statistics")[b"statistics"][b"totalstatistics"]
     assert totals[b"managedsessions"] == 2000 and totals[b"regularterminatedsessions"] == 2000
+
+
+ng_values = st.recursive(
+    st.sampled_from([b"offer", b"answer", b"delete", b"query", b"list", b"ping", b"c1", b"ta"])
+    | st.binary(max_size=30)
+    | st.integers(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    b"command",
+                    b"call-id",
+                    b"from-tag",
+                    b"to-tag",
+                    b"sdp",
+                    b"flags",
+                    b"replace",
+                    b"ICE",
+                ]
+            )
+            | st.binary(max_size=8),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=ng_values, raw=st.binary(max_size=60))
+async def test_fuzzed_commands_always_get_an_answer(
+    harness: Harness, value: bencode.Value, raw: bytes
+) -> None:
+    server = NgServer(harness.commands.handle)
+    for n, payload in enumerate((bencode.encode(value), raw)):
+        reply = server.process(b"f%d " % n + payload, 0.0)
+        assert reply is not None
+        decoded = bencode.decode(reply.partition(b" ")[2])
+        assert isinstance(decoded, dict)
+        assert decoded[b"result"] in (b"ok", b"pong", b"error", b"load limit")
+    harness.relay.close()
