@@ -239,6 +239,8 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
                 _force_owner(work, spec, values, level)
                 values.update(spec.fixed)
                 linked = await _relations(work, spec, values)
+                for attribute, _target in spec.relations.values():
+                    linked.setdefault(attribute, [])  # loaded, not lazily fetched later
                 await check_references(work, spec, values)
                 if spec.check is not None:
                     await spec.check(work, values, None)

@@ -14,6 +14,7 @@ Time is an injected clock, so tests move it instead of sleeping.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 from collections import deque
@@ -208,7 +209,7 @@ class LoginThrottle:
             times = self._prune(key, now)
             if len(times) >= self.limit:
                 wait = max(wait, times[len(times) - self.limit] + self.window - now)
-        return int(wait) + 1 if wait > 0 else 0
+        return math.ceil(wait) if wait > 0 else 0
 
     def failed(self, *keys: str) -> None:
         now = self._clock()

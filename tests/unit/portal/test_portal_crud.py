@@ -1,0 +1,115 @@
+"""Each level manages what it owns: create, read, change, list, export and delete every
+entity it may touch, with the change announced on the event bus after commit."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from portal_harness import Portal
+from portal_samples import payloads
+
+DELETE_LAST = ("companies", "brands")
+
+
+@pytest.mark.parametrize("level", ["platform", "brand", "client"])
+async def test_level_manages_its_entities(portal: Portal, level: str) -> None:
+    a = portal.seed.a
+    headers = {
+        "platform": portal.as_platform,
+        "brand": lambda: portal.as_brand(a),
+        "client": lambda: portal.as_client(a),
+    }[level]()
+    base = f"/api/{level}"
+    created: list[tuple[str, int]] = []
+    for path, body in payloads(level, portal.seed, a, n=1).items():
+        portal.events.clear()
+        r = await portal.client.post(f"{base}/{path}", json=body, headers=headers)
+        assert r.status_code == 201, (path, r.text)
+        row = r.json()
+        assert "password" not in row and "password_hash" not in row
+        for key, value in body.items():
+            if key != "password" and not isinstance(value, list):
+                assert str(row[key]).lower() == str(value).lower(), (path, key, row)
+        assert [(e.entity, e.op) for e in portal.events if e.id == row["id"]][:1] == [
+            (e.entity, "created") for e in portal.events[:1]
+        ]
+        assert portal.events, path
+        r = await portal.client.get(f"{base}/{path}/{row['id']}", headers=headers)
+        assert r.status_code == 200 and r.json() == row
+        r = await portal.client.patch(f"{base}/{path}/{row['id']}", json={}, headers=headers)
+        assert r.status_code == 200, (path, r.text)
+        r = await portal.client.get(f"{base}/{path}", params={"id": row["id"]}, headers=headers)
+        assert [x["id"] for x in r.json()] == [row["id"]]
+        r = await portal.client.get(
+            f"{base}/{path}/export.csv", params={"id": row["id"]}, headers=headers
+        )
+        assert r.headers["content-type"].startswith("text/csv")
+        assert [int(x["id"]) for x in csv.DictReader(io.StringIO(r.text))] == [row["id"]]
+        created.append((path, row["id"]))
+    for path, id_ in sorted(created, key=lambda c: c[0] in DELETE_LAST):
+        portal.events.clear()
+        r = await portal.client.delete(f"{base}/{path}/{id_}", headers=headers)
+        assert r.status_code == 204, (path, r.text)
+        assert any(e.op == "deleted" and e.id == id_ for e in portal.events), path
+        r = await portal.client.get(f"{base}/{path}/{id_}", headers=headers)
+        assert r.status_code == 404
+
+
+async def test_client_routes_its_ddis_but_cannot_add_or_renumber(portal: Portal) -> None:
+    a = portal.seed.a
+    headers = portal.as_client(a)
+    r = await portal.client.patch(
+        f"/api/client/ddis/{a.ddi_id}",
+        json={"route_type": "friend", "friend_id": a.ids["friends"]},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["friend_id"] == a.ids["friends"]
+    r = await portal.client.patch(
+        f"/api/client/ddis/{a.ddi_id}", json={"ddi_e164": "+34000000001"}, headers=headers
+    )
+    assert r.status_code == 422
+    r = await portal.client.post("/api/client/ddis", json={"ddi_e164": "+3491"}, headers=headers)
+    assert r.status_code == 405
+
+
+async def test_user_reads_and_changes_its_profile(portal: Portal) -> None:
+    a = portal.seed.a
+    headers = portal.as_user(a)
+    r = await portal.client.get("/api/user/me", headers=headers)
+    assert r.status_code == 200 and r.json()["id"] == a.user_id
+    r = await portal.client.patch(
+        "/api/user/me", json={"do_not_disturb": True, "call_waiting_limit": 2}, headers=headers
+    )
+    assert r.status_code == 200
+    assert r.json()["do_not_disturb"] is True and r.json()["call_waiting_limit"] == 2
+    assert any(e.entity == "User" and e.op == "updated" for e in portal.events)
+    r = await portal.client.patch("/api/user/me", json={"company_id": 99}, headers=headers)
+    assert r.status_code == 422
+
+
+async def test_brand_cannot_create_platform_administrators(portal: Portal) -> None:
+    r = await portal.client.post(
+        "/api/brand/administrators",
+        json={"username": "evil", "password": "longenough1", "level": "platform"},
+        headers=portal.as_brand(portal.seed.a),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "level"
+
+
+async def test_restricted_administrator_sees_only_its_grants(portal: Portal) -> None:
+    a = portal.seed.a
+    headers = portal.as_brand(a, admin_id=portal.seed.restricted_admin_id)
+    r = await portal.client.get("/api/brand/carriers", headers=headers)
+    assert r.status_code == 200 and [c["id"] for c in r.json()] == [a.carrier_id]
+    r = await portal.client.post("/api/brand/carriers", json={"name": "x"}, headers=headers)
+    assert r.status_code == 403
+    r = await portal.client.delete(f"/api/brand/carriers/{a.carrier_id}", headers=headers)
+    assert r.status_code == 403
+    r = await portal.client.get("/api/brand/companies", headers=headers)
+    assert r.status_code == 403
+    r = await portal.client.get(f"/api/brand/companies/{a.company_id}", headers=headers)
+    assert r.status_code == 403
