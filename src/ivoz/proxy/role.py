@@ -112,9 +112,9 @@ class Endpoint:
         if isinstance(message, Response):
             return []  # no client transactions here: a stray response is dropped
         try:
+            via = stamp_via(message.headers, message.via, origin)
             # RFC 3261 8.2.6.2: a response copies these; without them no answer.
             message.call_id, message.cseq, message.from_, message.to  # noqa: B018
-            via = stamp_via(message.headers, message.via, origin)
             if self.layer is not None and origin.connection is not None:
                 alias = alias_address(via, origin)
                 if alias is not None:
