@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -217,3 +218,34 @@ async def test_brand_id_follows_the_company(database: Database) -> None:
         server = await _add(session, m.CarrierServer(carrier_id=carrier.id, brand_id=0, host="h"))
         assert server.brand_id == brand.id
         await session.commit()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda b, c: m.Ddi(brand_id=b, company_id=c, ddi_e164="+34910000000"),
+        lambda b, c: m.Terminal(
+            company_id=c, brand_id=b, name="race", sip_username="race", sip_password="p"
+        ),
+        lambda b, c: m.Extension(company_id=c, brand_id=b, number="2000"),
+    ],
+    ids=["ddi", "sip-username", "extension"],
+)
+async def test_racing_creations_cannot_both_succeed(database: Database, make: Any) -> None:
+    async with database.sessionmaker() as session:
+        brand, c1, _ = await _tenants(session)
+        ids = brand.id, c1.id
+        await session.commit()
+
+    async def create() -> bool:
+        # Each contender on its own connection, as two API requests would be.
+        async with database.sessionmaker() as session:
+            session.add(make(*ids))
+            try:
+                await session.commit()
+            except IntegrityError:
+                return False
+            return True
+
+    outcomes = await asyncio.gather(*(create() for _ in range(4)))
+    assert sorted(outcomes) == [False, False, False, True]
