@@ -62,6 +62,13 @@ def test_rfc7616_section_3_9_1_vectors(algorithm: str, expected: str) -> None:
     assert creds.opaque == "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"
 
 
+def test_sha_512_256_is_the_fips_180_4_hash() -> None:
+    # RFC 7616 3.2 / RFC 8760: SHA-512/256 of FIPS 180-4 (not truncated SHA-512);
+    # FIPS 180-4 example: SHA-512/256("abc")
+    expected = "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+    assert digest.ALGORITHMS["SHA-512-256"](b"abc") == expected
+
+
 @pytest.mark.parametrize("algorithm", ["MD5", "SHA-256", "SHA-512-256", "MD5-sess", "SHA-256-sess"])
 @pytest.mark.parametrize("use_ha1", [False, True])
 def test_round_trip_ok(algorithm: str, use_ha1: bool) -> None:
