@@ -184,9 +184,11 @@ class Forwarder:
     well-behaved phones on loopback, not a proxy.
     """
 
-    def __init__(self, relays: RelaySet, bob: tuple[str, int]) -> None:
+    def __init__(self, relays: RelaySet, bob: tuple[str, int], nat: bool = False) -> None:
         self.relays = relays
         self.bob = bob
+        # Pretend Alice is behind NAT: her SDP names an address where nothing listens.
+        self.nat = nat
         self.alice: tuple[str, int] | None = None
         self.queries: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -236,9 +238,12 @@ class Forwarder:
             digest = hashlib.sha1(data).hexdigest()[:16]
             headers.insert(0, f"Via: SIP/2.0/UDP 127.0.0.1:{out_port};branch=z9hG4bK-fw{digest}")
             if method == "INVITE" and body:
-                body, _ = await self.relays.offer(
-                    call_id, from_tag or "", body, **({"to-tag": to_tag} if to_tag else {})
-                )
+                options: dict[str, Any] = {"to-tag": to_tag} if to_tag else {}
+                if self.nat and side == "alice":
+                    body = re.sub(rb"c=IN IP4 [0-9.]+", b"c=IN IP4 127.0.0.99", body)
+                    body = re.sub(rb"m=audio \d+", b"m=audio 9", body)
+                    options["flags"] = ["strict source"]
+                body, _ = await self.relays.offer(call_id, from_tag or "", body, **options)
                 self.offers.append(body)
             elif method == "BYE":
                 self.queries.append(await self.relays.query(call_id))
@@ -296,9 +301,10 @@ class _Side(asyncio.DatagramProtocol):
 class ForwarderThread:
     """Runs the forwarder and its ng client on their own event loop."""
 
-    def __init__(self, ng_port: int, bob: tuple[str, int]) -> None:
+    def __init__(self, ng_port: int, bob: tuple[str, int], nat: bool) -> None:
         self.ng_port = ng_port
         self.bob = bob
+        self.nat = nat
         self.ready = threading.Event()
         self.forwarder: Forwarder | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -310,7 +316,7 @@ class ForwarderThread:
         self.stop = asyncio.Event()
         async with NgClient(timeout=2.0) as client:
             relays = RelaySet([Relay("127.0.0.1", self.ng_port)], MemoryRelayOwners(), client)
-            self.forwarder = Forwarder(relays, self.bob)
+            self.forwarder = Forwarder(relays, self.bob, self.nat)
             await self.forwarder.start()
             self.ready.set()
             await self.stop.wait()
@@ -375,18 +381,31 @@ def relay_process(kind: str, workdir: Path) -> Iterator[int]:
 
 
 @pytest.mark.parametrize(
-    ("relay", "codec"),
+    ("relay", "codec", "nat"),
     [
-        ("ivoz", "PCMU"),
-        ("rtpengine", "PCMU"),
+        ("ivoz", "PCMU", False),
+        ("rtpengine", "PCMU", False),
         # The relay never looks into payloads: other codecs pass the same way.
-        ("ivoz", "PCMA"),
-        ("ivoz", "G722/16000/1"),
-        ("ivoz", "GSM"),
-        ("ivoz", "opus/48000/2"),
+        ("ivoz", "PCMA", False),
+        ("ivoz", "G722/16000/1", False),
+        ("ivoz", "GSM", False),
+        ("ivoz", "opus/48000/2", False),
+        # Alice's SDP lies (NAT): the relay must latch onto where her packets come from.
+        ("ivoz", "PCMU", True),
+    ],
+    ids=[
+        "ivoz-PCMU",
+        "rtpengine-PCMU",
+        "ivoz-PCMA",
+        "ivoz-G722",
+        "ivoz-GSM",
+        "ivoz-opus",
+        "ivoz-NAT",
     ],
 )
-def test_relay_two_phones_hear_each_other(relay: str, codec: str, tmp_path: Path) -> None:
+def test_relay_two_phones_hear_each_other(
+    relay: str, codec: str, nat: bool, tmp_path: Path
+) -> None:
     baresip = require_tool("baresip")
     if relay == "rtpengine":
         require_tool("rtpengine")
@@ -403,7 +422,7 @@ def test_relay_two_phones_hear_each_other(relay: str, codec: str, tmp_path: Path
     controls: list[Ctl] = []
     with (
         relay_process(relay, tmp_path) as ng_port,
-        ForwarderThread(ng_port, ("127.0.0.1", phones["bob"][0])) as forwarder,
+        ForwarderThread(ng_port, ("127.0.0.1", phones["bob"][0]), nat) as forwarder,
     ):
         try:
             for name in ("alice", "bob"):
@@ -449,6 +468,16 @@ def test_relay_two_phones_hear_each_other(relay: str, codec: str, tmp_path: Path
     assert codec.split("/")[0].encode() in forwarder.offers[0]
     assert forwarder.queries, "no BYE went through the forwarder"
     totals = forwarder.queries[0]["totals"]["RTP"]
+    if nat:
+        # Latching: the relay learnt Alice's real address from her packets.
+        streams = [
+            media["streams"][0]
+            for tag in forwarder.queries[0]["tags"].values()
+            for media in tag["medias"]
+        ]
+        advertised = {s["advertised endpoint"].get("address") for s in streams}
+        assert b"127.0.0.99" in advertised
+        assert all(s["endpoint"]["address"] == b"127.0.0.1" for s in streams)
     assert totals["packets"] > 2 * 25 * (CALL_SECONDS - 1), totals  # 50 packets/s per side
     for name, expected in (("alice", 880), ("bob", 440)):
         dumps = sorted((tmp_path / name / "rec").glob("*-dec.wav"))
