@@ -39,6 +39,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ivoz.sip.framing import PONG, FramingFailed, KeepAlivePinged, MessageFramed, StreamFramer
+from ivoz.transport import stun
 from ivoz.transport.address import Address, Kind, Origin
 
 log = logging.getLogger(__name__)
@@ -296,13 +297,21 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
     def __init__(self, layer: Layer) -> None:
         self.layer = layer
         self.local = Address(Kind.UDP, "0.0.0.0", 0)
+        self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self.local = _address(Kind.UDP, transport.get_extra_info("sockname"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        # RFC 5626 4.4.2 keeps UDP flows alive with STUN; a CRLF-only datagram some
-        # phones send instead carries no message and is dropped.
+        if data[:1] < b"\x04":  # STUN types start 0x00-0x03; SIP never does
+            # RFC 5626 4.4.2: STUN Binding keep-alives arrive on the SIP port.
+            if self.transport is not None:
+                answer = stun.binding_response(data, addr[0], addr[1])
+                if answer is not None:
+                    self.transport.sendto(answer, addr)
+            return
+        # A CRLF-only datagram (a keep-alive some phones send) carries no message.
         if len(data) <= 4 and not data.strip():
             return
         remote = Address(Kind.UDP, addr[0], addr[1])
