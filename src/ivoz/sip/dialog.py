@@ -19,6 +19,10 @@ Then:
   recomputed, 2xx to a target refresh updates the remote target, 481 and 408 end it;
 * :meth:`Dialog.send_response` tells a UAS dialog about the final response it sent.
 
+:class:`AckWait` is the UAS core's duty after it accepted an INVITE (RFC 3261
+13.3.1.4): retransmit the 2xx, T1 doubling up to T2, until the ACK comes, and give up
+(the caller then sends BYE) after 64*T1.
+
 States are :class:`DialogState`; every legal move is a row of :data:`DIALOG_TABLE`.
 Using a terminated dialog raises :class:`ivoz.sip.LocalError` for our own commands and
 ``RemoteError(481)`` for a request from the network.
@@ -33,12 +37,14 @@ from dataclasses import dataclass
 from ivoz.sip.errors import LocalError, RemoteError
 from ivoz.sip.headers import Headers
 from ivoz.sip.message import Message, Request, Response, new_branch
+from ivoz.sip.timers import TimerConfig
 from ivoz.sip.uri import URI
 from ivoz.sip.values import CSEQ_MAX, NameAddr, Via
 
 __all__ = [
     "DIALOG_TABLE",
     "TARGET_REFRESH_METHODS",
+    "AckWait",
     "Dialog",
     "DialogId",
     "DialogInput",
@@ -415,3 +421,58 @@ class Dialog:
                 self._move(DialogInput.SUCCESS)
             else:
                 self._move(DialogInput.FAILURE)
+
+
+class AckWait:
+    """Retransmits a 2xx to INVITE until its ACK arrives (RFC 3261 13.3.1.4), sans-IO.
+
+    Drive it like a transaction: ``on_timer(now)`` when ``next_timer()`` is due, send
+    every response ``responses_to_send()`` returns (through the INVITE server
+    transaction, which passes 2xx retransmissions on in its Accepted state, RFC 6026
+    7.1), and call ``receive_ack(ack)`` for each ACK of the dialog. ``timed_out``
+    becomes true when 64*T1 passed without an ACK: the session SHOULD then be ended
+    with a BYE (RFC 3261 13.3.1.4).
+
+    The retransmissions run over reliable transports too: the 2xx must get through
+    end to end, across proxies, not just to the next hop (RFC 3261 13.3.1.4).
+    """
+
+    def __init__(self, response: Response, now: float, config: TimerConfig | None = None) -> None:
+        if not 200 <= response.status < 300 or response.cseq.method != "INVITE":
+            raise LocalError("AckWait is for a 2xx to INVITE")
+        self.response = response
+        self.config = config if config is not None else TimerConfig()
+        # RFC 3261 13.3.1.4: the interval starts at T1 ...
+        self._interval = self.config.t1
+        self._next: float | None = now + self._interval
+        # RFC 3261 13.3.1.4: ... and the UAS gives up after 64*T1 seconds
+        self._give_up = now + 64 * self.config.t1
+        self._out: list[Response] = []
+        self.acked = False
+        self.timed_out = False
+
+    def next_timer(self) -> float | None:
+        return self._next
+
+    def on_timer(self, now: float) -> None:
+        while self._next is not None and self._next <= now:
+            if self._next >= self._give_up:
+                self._next = None
+                self.timed_out = True
+                return
+            self._out.append(self.response)
+            # RFC 3261 13.3.1.4: the interval doubles until it reaches T2
+            self._interval = min(2 * self._interval, self.config.t2)
+            self._next = min(self._next + self._interval, self._give_up)
+
+    def receive_ack(self, ack: Request) -> bool:
+        """True (and retransmissions stop) when ``ack`` acknowledges our 2xx."""
+        if ack.method != "ACK" or ack.cseq.seq != self.response.cseq.seq:
+            return False
+        self.acked = True
+        self._next = None
+        return True
+
+    def responses_to_send(self) -> list[Response]:
+        out, self._out = self._out, []
+        return out

@@ -800,9 +800,17 @@ class ServerTransaction(Transaction):
             what = Input.SEND_SUCCESS
         else:
             what = Input.SEND_FAILURE
-        if response.status == 100 and self.METHOD_INVITE is False:
-            # RFC 3261 8.2.6.1 / RFC 4320 4.1: 100 to a non-INVITE is not sent by a UAS
-            raise LocalError("100 Trying is only for INVITE")
+        if response.status in range(101, 200) and not self.METHOD_INVITE:
+            # RFC 4320 4.1: no provisional response other than 100 to a non-INVITE request
+            raise LocalError("a non-INVITE request gets no provisional response but 100")
+        request = self.request
+        if (
+            response.cseq != request.cseq
+            or response.via.branch != request.via.branch
+            or response.call_id != request.call_id
+        ):
+            # RFC 3261 8.2.6.2: the response copies Via, Call-ID and CSeq of its request
+            raise LocalError("this response does not answer this transaction's request")
         self._apply(what, now, response)
 
     def _act_specific(self, action: Action, message: Request | Response | None) -> None:

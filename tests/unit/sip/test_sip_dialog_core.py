@@ -275,3 +275,37 @@ def test_bad_contact_in_dialog_creating_request() -> None:
     message = sip.Request("INVITE", "sip:bob@biloxi.com", req)
     with pytest.raises(sip.RemoteError):
         Dialog.from_uas(message, sip.make_response(message, 200, to_tag="b0b"))
+
+
+def test_ack_wait_retransmits_2xx_until_ack() -> None:
+    from ivoz.sip.dialog import AckWait
+
+    req = invite()
+    ok = sip.make_response(req, 200, to_tag="b0b")
+    wait = AckWait(ok, 10.0)
+    times = []
+    while (deadline := wait.next_timer()) is not None and deadline < 14.0:
+        wait.on_timer(deadline)
+        times.extend(deadline for _ in wait.responses_to_send())
+    # RFC 3261 13.3.1.4: T1, doubling to T2: 10.5, 11.5, 13.5
+    assert times == [10.5, 11.5, 13.5]
+    assert not wait.receive_ack(d_request_from_caller(Dialog.from_uas(req, ok), "ACK", 7))
+    assert wait.receive_ack(d_request_from_caller(Dialog.from_uas(req, ok), "ACK", 2))
+    assert wait.acked and wait.next_timer() is None
+
+
+def test_ack_wait_gives_up_after_64_t1() -> None:
+    from ivoz.sip.dialog import AckWait
+
+    req = invite()
+    wait = AckWait(sip.make_response(req, 200, to_tag="b0b"), 0.0)
+    sent_at: list[float] = []
+    while (deadline := wait.next_timer()) is not None:
+        wait.on_timer(deadline)
+        sent_at.extend(deadline for _ in wait.responses_to_send())
+    assert wait.timed_out and not wait.acked
+    gaps = [b - a for a, b in zip([0.0, *sent_at], sent_at, strict=False)]
+    assert gaps[:4] == [0.5, 1.0, 2.0, 4.0] and set(gaps[3:]) == {4.0}
+    assert sent_at[-1] < 32.0
+    with pytest.raises(sip.LocalError):
+        AckWait(sip.make_response(req, 486, to_tag="b0b"), 0.0)

@@ -413,17 +413,27 @@ def test_server_non_invite_absorbs_then_resends_final_until_timer_j() -> None:
 
 def test_server_non_invite_proceeding_resends_provisional() -> None:
     req = request("SUBSCRIBE")
-    txn = ServerNonInviteTransaction(req, 0.0, reliable=False)
-    provisional = response(req, 183)
+    txn = ServerNonInviteTransaction(req, 0.0, reliable=True)
+    # RFC 4320 4.1: no provisional response other than 100 to a non-INVITE request
+    with pytest.raises(sip.LocalError):
+        txn.send_response(response(req, 183), 0.05)
+    provisional = response(req, 100)
     txn.send_response(provisional, 0.1)
     assert txn.state is State.PROCEEDING
     sent(txn)
     txn.receive(req, 0.5)
     assert sent(txn) == [provisional]
-    with pytest.raises(sip.LocalError):
-        txn.send_response(response(req, 100), 0.6)
     txn.send_response(response(req, 202), 0.7)
-    assert txn.state is State.COMPLETED
+    assert txn.state is State.TERMINATED  # reliable: Timer J is zero
+
+
+def test_server_refuses_a_response_to_another_request() -> None:
+    txn = ServerNonInviteTransaction(request("OPTIONS"), 0.0, reliable=False)
+    with pytest.raises(sip.LocalError):
+        txn.send_response(response(request("OPTIONS", branch="z9hG4bKother"), 200), 0.1)
+    with pytest.raises(sip.LocalError):
+        txn.send_response(response(request("BYE"), 200), 0.1)
+    assert txn.state is State.TRYING
 
 
 def test_server_non_invite_reliable_terminates_on_final() -> None:
