@@ -322,8 +322,8 @@ def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> R
         text = head.decode("latin-1")
     # RFC 3261 7.3.1: folded lines continue the header above.
     lines = _FOLD.sub(" ", text).split("\r\n")
-    start = lines[0].split(" ")
-    if len(start) != 3 or not start[2].upper().startswith("SIP/") or start[0] == "ACK":
+    start = lines[0].split()  # tolerant: extra spaces are a reason to answer 400
+    if len(start) < 3 or not start[-1].upper().startswith("SIP/") or start[0] == "ACK":
         return None
     echoed: list[tuple[str, str]] = []
     for line in lines[1:]:
