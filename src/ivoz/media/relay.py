@@ -294,11 +294,13 @@ class Relay:
             mine.rtcp_mux = media.rtcp_mux
             if mine.rtcp_mux:
                 rtcp_port = media.port
-            unspecified = host is None or host in ("0.0.0.0", "::")
-            rtp_addr = None if unspecified else (host, media.port)
-            rtcp_addr = None if unspecified else (host, rtcp_port)
-            mine.rtp.set_advertised(rtp_addr, flags)  # type: ignore[arg-type]
-            mine.rtcp.set_advertised(rtcp_addr, flags)  # type: ignore[arg-type]
+            rtp_addr: Address | None = None
+            rtcp_addr: Address | None = None
+            # RFC 3264 8.4: 0.0.0.0 (old-style hold) names no address; latching decides.
+            if host is not None and host not in ("0.0.0.0", "::"):
+                rtp_addr, rtcp_addr = (host, media.port), (host, rtcp_port)
+            mine.rtp.set_advertised(rtp_addr, flags)
+            mine.rtcp.set_advertised(rtcp_addr, flags)
             mine.media_type = media.media
             mine.protocol = media.proto
             mine.direction = session.media_direction(index)

@@ -438,3 +438,30 @@ async def test_fuzzed_commands_always_get_an_answer(
         assert isinstance(decoded, dict)
         assert decoded[b"result"] in (b"ok", b"pong", b"error", b"load limit")
     harness.relay.close()
+
+
+async def test_reinvite_from_the_callee_keeps_ports_and_media(harness: Harness) -> None:
+    a, b = udp(), udp()
+    to_a, to_b = await harness.call(a, b)
+    # Bob puts Alice on hold: his re-INVITE has From = Bob's tag, To = Alice's.
+    reoffer = harness.ng(
+        command="offer",
+        **{"call-id": "c1", "from-tag": "tb", "to-tag": "ta"},
+        sdp=body(port(b), extra="a=sendonly\r\n"),
+    )
+    assert reoffer[b"result"] == b"ok"
+    assert sdp.parse(reoffer[b"sdp"]).media[0].port == to_a  # where Alice keeps sending
+    reanswer = harness.ng(
+        command="answer",
+        **{"call-id": "c1", "from-tag": "tb", "to-tag": "ta"},
+        sdp=body(port(a), extra="a=recvonly\r\n"),
+    )
+    assert reanswer[b"result"] == b"ok"
+    assert sdp.parse(reanswer[b"sdp"]).media[0].port == to_b
+    b.sendto(b"hold music", ("127.0.0.1", to_b))
+    assert (await harness.recv(a))[0] == b"hold music"
+    a.sendto(b"on hold: dropped", ("127.0.0.1", to_a))
+    assert await harness.nothing(b)
+    assert set(harness.relay.calls["c1"].sides) == {"ta", "tb"}
+    for s in (a, b):
+        s.close()
