@@ -190,6 +190,8 @@ class Session:
 
     lines: tuple[Line, ...]
     media: tuple[Media, ...] = ()
+    # How the body was decoded, so that serialising gives back the same bytes.
+    encoding: str = "utf-8"
 
     @property
     def origin(self) -> Origin:
@@ -226,7 +228,7 @@ class Session:
         out = [str(line) for line in self.lines]
         for media in self.media:
             out.extend(media.serialise())
-        return ("\r\n".join(out) + "\r\n").encode()
+        return ("\r\n".join(out) + "\r\n").encode(self.encoding)
 
     def __bytes__(self) -> bytes:
         return self.serialise()
@@ -234,12 +236,14 @@ class Session:
 
 def parse(body: bytes | str) -> Session:
     """Parse a session description; raises :class:`SDPError` on what is not SDP."""
+    encoding = "utf-8"
     if isinstance(body, bytes):
         try:
-            text = body.decode("utf-8")
+            text = body.decode(encoding)
         except UnicodeDecodeError:
-            # RFC 8866 5: the charset may differ; keep the bytes as they are.
-            text = body.decode("latin-1")
+            # RFC 8866 6.10: a=charset may name another charset; keep the bytes as they are.
+            encoding = "latin-1"
+            text = body.decode(encoding)
     else:
         text = body
     session_lines: list[Line] = []
@@ -268,6 +272,6 @@ def parse(body: bytes | str) -> Session:
     if not session_lines or session_lines[0].type != "v":
         # RFC 8866 5: "v=" is the first line.
         raise SDPError("SDP does not start with v=")
-    session = Session(tuple(session_lines), tuple(media))
+    session = Session(tuple(session_lines), tuple(media), encoding)
     session.origin  # noqa: B018 - validates the o= line now
     return session

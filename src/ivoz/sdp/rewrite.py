@@ -106,7 +106,7 @@ def rewrite(
             media_out.append(media)
             continue
         media_out.append(_rewrite_media(media, endpoint, options, has_session_connection))
-    return Session(tuple(session_lines), tuple(media_out))
+    return Session(tuple(session_lines), tuple(media_out), session.encoding)
 
 
 def _rewrite_media(

@@ -139,3 +139,11 @@ def test_values_are_frozen() -> None:
         sdp.Line("ab", "x")
     with pytest.raises(sdp.SDPError):
         sdp.Media("audio", 70000, None, "RTP/AVP", ("0",))
+
+
+def test_non_utf8_bytes_survive() -> None:
+    body = OFFER.replace(b"s=-", b"s=caf\xe9")
+    session = sdp.parse(body)
+    assert session.serialise() == body
+    out = sdp.rewrite(session, [None, None, None])
+    assert b"s=caf\xe9" in out.serialise()
