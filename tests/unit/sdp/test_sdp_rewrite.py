@@ -147,3 +147,54 @@ def test_non_utf8_bytes_survive() -> None:
     assert session.serialise() == body
     out = sdp.rewrite(session, [None, None, None])
     assert b"s=caf\xe9" in out.serialise()
+
+
+attribute_lines = st.sampled_from(
+    [
+        "a=rtpmap:0 PCMU/8000",
+        "a=fmtp:101 0-15",
+        "a=sendonly",
+        "a=rtcp-mux",
+        "a=rtcp:7001",
+        "a=candidate:1 1 UDP 1 10.0.0.1 7000 typ host",
+        "a=x-vendor:anything at all",
+        "b=AS:64",
+        "c=IN IP4 10.9.9.9",
+    ]
+)
+media_sections = st.tuples(
+    st.sampled_from([0, 7000, 7002]), st.lists(attribute_lines, max_size=5, unique=True)
+)
+
+
+@given(st.lists(media_sections, min_size=1, max_size=4), st.booleans())
+def test_rewrite_invariants(sections: list[tuple[int, list[str]]], remove_ice: bool) -> None:
+    text = "v=0\r\no=- 5 5 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    for port, lines in sections:
+        text += f"m=audio {port} RTP/AVP 0\r\n" + "".join(f"{line}\r\n" for line in lines)
+    session = sdp.parse(text)
+    endpoints = [
+        sdp.MediaEndpoint("198.51.100.1", 40000 + 2 * i, 40001 + 2 * i)
+        for i in range(len(sections))
+    ]
+    out = sdp.rewrite(session, endpoints, sdp.RewriteOptions(remove_ice=remove_ice))
+    assert sdp.parse(out.serialise()) == out
+    assert out.connection == sdp.Connection("IN", "IP4", "198.51.100.1")
+    for index, (before, after) in enumerate(zip(session.media, out.media, strict=True)):
+        if before.rejected:
+            assert after == before
+            continue
+        assert after.port == 40000 + 2 * index
+        assert out.media_connection(index) == sdp.Connection("IN", "IP4", "198.51.100.1")
+        expected_rtcp = after.port if before.rtcp_mux else after.port + 1
+        assert after.rtcp_port == expected_rtcp
+        kept = [
+            line
+            for line in before.lines
+            if line.type != "c"
+            and line.attribute_name != "rtcp"
+            and not (remove_ice and line.attribute_name == "candidate")
+        ]
+        assert [
+            line for line in after.lines if line.type != "c" and line.attribute_name != "rtcp"
+        ] == kept
