@@ -334,6 +334,9 @@ async def create_demo(db: Database, config: Config) -> DemoReport:
                 route_type="user",
                 user_id=user.id,
             )
+            # Re-link what a partial demo (a deleted terminal or extension) left unset.
+            if user.terminal_id is None:
+                user.terminal_id = terminal.id
             if user.extension_id is None:
                 user.extension_id = extension.id
     return report

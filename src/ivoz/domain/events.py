@@ -73,6 +73,10 @@ class ConfigChanged:
         return cls(type(row).__name__, int(row.id), op, brand_id, company_id)
 
 
+# Delivered after a gap in which events may have been lost: subscribers reload all.
+RELOAD_ALL = ConfigChanged("*", 0, "updated")
+
+
 class EventBus(Protocol):
     async def publish(self, event: ConfigChanged) -> None: ...
 
@@ -116,10 +120,14 @@ class MemoryEventBus:
 class RedisEventBus:
     """Events over a Redis pub/sub channel, so every process's subscribers see them.
 
-    Delivery is at most once (Redis pub/sub): a subscriber that was disconnected must
-    reload its cache when it reconnects, which ``on_reconnect`` callbacks are told of.
-    Call ``start()`` (or subscribe from a running loop) to listen, ``close()`` to stop.
+    Delivery is at most once (Redis pub/sub): events published while the connection was
+    down are lost. So after a reconnection the bus delivers ``RELOAD_ALL`` (entity
+    ``"*"``), on which a subscriber reloads its whole cache. Call ``start()`` (or
+    subscribe from a running loop) to listen, ``close()`` to stop.
     """
+
+    reconnect_delay = 0.5  # seconds; doubled per failed attempt up to max_reconnect_delay
+    max_reconnect_delay = 30.0
 
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         import redis.asyncio as redis
@@ -156,10 +164,28 @@ class RedisEventBus:
             self._task = asyncio.create_task(self._listen(), name="ivoz-config-events")
 
     async def _listen(self) -> None:
+        from redis.exceptions import RedisError
+
+        delay = self.reconnect_delay
+        lost = False
+        while True:
+            try:
+                await self._listen_once(lost)
+            except (RedisError, OSError) as exc:
+                self._ready.clear()
+                log.warning("config events: Redis connection lost (%s); retrying", exc)
+                lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_reconnect_delay)
+
+    async def _listen_once(self, after_loss: bool) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self.channel)
             self._ready.set()
+            if after_loss:
+                # Whatever was published while we were away is lost: reload everything.
+                await _deliver(self._callbacks, RELOAD_ALL)
             while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is None or message.get("type") != "message":

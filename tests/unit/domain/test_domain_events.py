@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from ivoz.domain import models as m
 from ivoz.domain.db import Database
-from ivoz.domain.events import ConfigChanged, MemoryEventBus, commit_and_announce, event_bus_for
+from ivoz.domain.events import (
+    RELOAD_ALL,
+    ConfigChanged,
+    MemoryEventBus,
+    RedisEventBus,
+    commit_and_announce,
+    event_bus_for,
+)
 
 
 async def test_memory_bus_delivers_to_sync_and_async_subscribers() -> None:
@@ -114,3 +123,54 @@ async def test_nothing_is_announced_when_the_commit_fails(database: Database) ->
         session.add(m.Brand(name="C"))
         await commit_and_announce(session, bus)
         assert [event.op for event in got] == ["created"] and len(got) == 1
+
+
+class _FakePubSub:
+    def __init__(self, fail: bool, messages: list[dict[str, object]]) -> None:
+        self.fail = fail
+        self.messages = messages
+
+    async def subscribe(self, channel: str) -> None:
+        pass
+
+    async def get_message(self, timeout: float) -> dict[str, object] | None:
+        if self.fail:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            raise RedisConnectionError("gone")
+        if self.messages:
+            return self.messages.pop(0)
+        await asyncio.sleep(0.01)
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _FakeRedis:
+    def __init__(self, message: dict[str, object]) -> None:
+        self.calls = 0
+        self.message = message
+
+    def pubsub(self, ignore_subscribe_messages: bool) -> _FakePubSub:
+        self.calls += 1
+        return _FakePubSub(fail=self.calls == 1, messages=[self.message])
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_redis_bus_reconnects_and_asks_subscribers_to_reload() -> None:
+    event = ConfigChanged("Terminal", 4, "updated", 1, 2)
+    bus = RedisEventBus("redis://127.0.0.1:9/0")
+    bus._redis = _FakeRedis({"type": "message", "data": event.to_json()})
+    bus.reconnect_delay = 0.0
+    got: list[ConfigChanged] = []
+    bus.subscribe(got.append)
+    try:
+        await asyncio.wait_for(bus.start(), 10)
+        while len(got) < 2:
+            await asyncio.sleep(0.01)
+        assert got == [RELOAD_ALL, event]
+    finally:
+        await bus.close()
