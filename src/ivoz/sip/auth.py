@@ -36,11 +36,16 @@ _MAX_LENGTH = 8192  # characters; a header value longer than this is refused
 
 
 # RFC 3261 25.1: LWS = [*WSP CRLF] 1*WSP (folding); any run of SP/HTAB/CR/LF is accepted
+_LWS = re.compile(r"[ \t\r\n]*")
+
+
 def _skip_lws(text: str, pos: int) -> int:
-    n = len(text)
-    while pos < n and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+    m = _LWS.match(text, pos)
+    return pos if m is None else m.end()
+
+
+# The common quoted-string: no quoted-pair, no control character but HTAB/CR/LF
+_PLAIN_QUOTED = re.compile(r'"([^"\\\x00-\x08\x0b\x0c\x0e-\x1f]*)"')
 
 
 def _bad(why: str) -> RemoteError:
@@ -50,6 +55,9 @@ def _bad(why: str) -> RemoteError:
 def _parse_quoted(text: str, pos: int) -> tuple[str, int]:
     """Parse a quoted-string starting at text[pos] == '"'; return (unescaped, end)."""
     # RFC 3261 25.1: quoted-string = SWS DQUOTE *(qdtext / quoted-pair) DQUOTE
+    fast = _PLAIN_QUOTED.match(text, pos)
+    if fast is not None:
+        return fast.group(1), fast.end()
     out: list[str] = []
     i = pos + 1
     n = len(text)

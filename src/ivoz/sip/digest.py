@@ -67,6 +67,19 @@ ALGORITHMS: dict[str, _Hash] = {
 }
 
 
+def _octets(text: str) -> bytes:
+    """The octets a peer hashed: UTF-8 (RFC 7616 4), with undecodable input bytes restored.
+
+    The message layer keeps bytes that are not UTF-8 as lone surrogates
+    (``surrogateescape``); they go back to the original bytes here, so that garbage in a
+    header can make a digest fail but never raise.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 class DigestResult(enum.Enum):
     """Outcome of :func:`verify`."""
 
@@ -97,7 +110,7 @@ def _hash_for(algorithm: str | None) -> tuple[_Hash, bool]:
 def compute_ha1(username: str, realm: str, password: str, algorithm: str | None = "MD5") -> str:
     """The storable ``H(username ":" realm ":" password)`` (RFC 7616 3.4.2, non-sess)."""
     hash_, _ = _hash_for(algorithm)
-    return hash_(f"{username}:{realm}:{password}".encode())
+    return hash_(_octets(f"{username}:{realm}:{password}"))
 
 
 def compute_response(
@@ -118,21 +131,21 @@ def compute_response(
         # RFC 7616 3.4.2: for -sess, A1 = H(user:realm:pw) ":" nonce ":" cnonce
         if cnonce is None:
             raise ValueError("a -sess algorithm needs a cnonce")
-        ha1 = hash_(f"{ha1}:{nonce}:{cnonce}".encode())
+        ha1 = hash_(_octets(f"{ha1}:{nonce}:{cnonce}"))
     # RFC 7616 3.4.3: A2 = Method ":" request-uri, plus ":" H(entity-body) for auth-int
     a2 = f"{method}:{uri}:{hash_(body)}" if qop == "auth-int" else f"{method}:{uri}"
-    ha2 = hash_(a2.encode())
+    ha2 = hash_(_octets(a2))
     if qop is None:
         # RFC 2617 3.2.2.1 (RFC 2069 compatibility): KD(H(A1), nonce ":" H(A2))
-        return hash_(f"{ha1}:{nonce}:{ha2}".encode())
+        return hash_(_octets(f"{ha1}:{nonce}:{ha2}"))
     if nc is None or cnonce is None:
         raise ValueError("qop needs nc and cnonce")
     # RFC 7616 3.4.1: KD(H(A1), nonce ":" nc ":" cnonce ":" qop ":" H(A2))
-    return hash_(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode())
+    return hash_(_octets(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
 
 
 def _nonce_mac(secret: bytes, stamp: bytes, realm: str) -> bytes:
-    return hmac.new(secret, stamp + realm.encode(), hashlib.sha256).digest()[:16]
+    return hmac.new(secret, stamp + _octets(realm), hashlib.sha256).digest()[:16]
 
 
 def make_nonce(realm: str, secret: bytes, now: float, lifetime: float = NONCE_LIFETIME) -> str:
@@ -237,7 +250,7 @@ def verify(
         )
     except ValueError:
         return DigestResult.BAD
-    if not hmac.compare_digest(expected.encode(), credentials.response.lower().encode()):
+    if not hmac.compare_digest(_octets(expected), _octets(credentials.response.lower())):
         return DigestResult.BAD
     # RFC 7616 3.3: stale=true when the nonce is invalid but the digest is valid
     if now > expiry:

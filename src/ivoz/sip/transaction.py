@@ -35,6 +35,7 @@ delay to 0 to send it at once, as a proxy should (RFC 3261 16.2).
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -504,6 +505,27 @@ def make_cancel(request: Request) -> Request:
     return Request("CANCEL", request.request_uri, headers)
 
 
+@functools.lru_cache(maxsize=64)
+def _initial_durations(config: TimerConfig, reliable: bool) -> dict[Timer, float]:
+    """RFC 3261 Table 4 (and RFC 6026 L, M) for one configuration and transport kind."""
+    c = config
+    return {
+        Timer.A: c.a(),
+        Timer.B: c.b(),
+        Timer.D: c.d(reliable),
+        Timer.E: c.e(),
+        Timer.F: c.f(),
+        Timer.G: c.g(),
+        Timer.H: c.h(),
+        Timer.I: c.i(reliable),
+        Timer.J: c.j(reliable),
+        Timer.K: c.k(reliable),
+        Timer.L: c.l(),
+        Timer.M: c.m(),
+        Timer.TRYING: c.trying_delay,
+    }
+
+
 class Transaction:
     """What the four machines share: table lookup, timers, output queues."""
 
@@ -611,39 +633,17 @@ class Transaction:
             self._events.append(TransactionTerminated(self))
 
     def _initial(self, timer: Timer) -> float:
-        c, reliable = self.config, self.reliable
-        durations = {
-            Timer.A: c.a,
-            Timer.B: c.b,
-            Timer.E: c.e,
-            Timer.F: c.f,
-            Timer.G: c.g,
-            Timer.H: c.h,
-            Timer.L: c.l,
-            Timer.M: c.m,
-        }
-        if timer in durations:
-            return durations[timer]()
-        if timer is Timer.D:
-            return c.d(reliable)
-        if timer is Timer.I:
-            return c.i(reliable)
-        if timer is Timer.J:
-            return c.j(reliable)
-        if timer is Timer.K:
-            return c.k(reliable)
-        return c.trying_delay
+        return _initial_durations(self.config, self.reliable)[timer]
 
     def _start(self, timer: Timer, interval: Interval, now: float) -> None:
         if self.reliable and timer in self.RETRANSMIT_TIMERS:
             return  # RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1: only for unreliable transports
-        previous = self._intervals.get(timer, self._initial(timer))
         if interval is Interval.INITIAL:
             value = self._initial(timer)
         elif interval is Interval.DOUBLE:
-            value = 2 * previous
+            value = 2 * self._intervals.get(timer, self._initial(timer))
         elif interval is Interval.DOUBLE_CAP_T2:
-            value = min(2 * previous, self.config.t2)
+            value = min(2 * self._intervals.get(timer, self._initial(timer)), self.config.t2)
         else:
             value = self.config.t2
         self._intervals[timer] = value

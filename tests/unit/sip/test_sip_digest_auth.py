@@ -317,3 +317,30 @@ def test_challenge_and_credentials_in_messages() -> None:
     again.headers.add("Proxy-Authorization", "Digest garbage")
     with pytest.raises(RemoteError):
         credentials_for(again, "example.com", proxy=True)
+
+
+def test_undecodable_bytes_in_credentials_never_raise() -> None:
+    from ivoz import sip
+    from ivoz.sip.auth import credentials_for
+
+    challenge = digest.make_challenge("example.com", SECRET, NOW)
+    # a client whose username is not UTF-8 (Latin-1 "J\xe4sper") computes over raw bytes
+    raw_user = b"J\xe4sper"
+    user_text = raw_user.decode("utf-8", "surrogateescape")
+    creds = digest.answer_challenge(
+        challenge, method="REGISTER", uri="sip:example.com", username=user_text, password="pw"
+    )
+    wire = (
+        b"REGISTER sip:example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr1\r\n"
+        b"To: <sip:a@example.com>\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+        b"Call-ID: c1\r\nCSeq: 2 REGISTER\r\n"
+        b"Authorization: " + str(creds).encode("utf-8", "surrogateescape") + b"\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    request = sip.parse_message(wire)
+    found = credentials_for(request, "example.com")
+    assert found is not None and found.username == user_text
+    assert digest.verify(found, "REGISTER", SECRET, NOW, password="pw") is DigestResult.OK
+    odd = dataclasses.replace(found, username="\ud800x", cnonce="\udcff")
+    assert digest.verify(odd, "REGISTER", SECRET, NOW, password="pw") is DigestResult.BAD
