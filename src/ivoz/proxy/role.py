@@ -5,8 +5,9 @@ as a UAS that serves nothing but OPTIONS (RFC 3261 11): 200 with its capabilitie
 Every other out-of-dialog request gets the error RFC 3261 prescribes:
 
 - unknown method: 501 (8.2.1); known but not served here: 405 with Allow (8.2.1);
-- CANCEL matching no transaction, BYE/PRACK/UPDATE/INFO and any request with a To tag
-  matching no dialog: 481 (9.2, 12.2.2, 15.1.2); ACK: nothing (17.2.3);
+- CANCEL: 200 when it matches a server transaction, else 481 (9.2); BYE, PRACK,
+  UPDATE, INFO and any request with a To tag match no dialog: 481 (12.2.2, 15.1.2);
+  ACK: nothing (17.2.3);
 - Request-URI scheme other than sip/sips: 416 (8.2.2.1); an unsupported Require
   option: 420 with Unsupported (8.2.2.3); Max-Forwards 0 on a request that would be
   forwarded (its Request-URI names a user or another host): 483 (16.3);
