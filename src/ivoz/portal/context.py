@@ -40,8 +40,11 @@ class PortalState:
     clock: Callable[[], float]
 
 
+STATE_KEY = "ivoz.portal"
+
+
 def portal_state(request: Request) -> PortalState:
-    state: PortalState = request.app.state.portal
+    state: PortalState = request.scope[STATE_KEY]
     return state
 
 

@@ -6,8 +6,10 @@ Imported by tests/unit/portal/conftest.py (SQLite) and tests/integration/portal/
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy import select
 
 from ivoz.config import Config
 from ivoz.domain import models as m
+from ivoz.domain.db import Database
 from ivoz.domain.events import ConfigChanged, MemoryEventBus
 from ivoz.domain.security import hash_password
 from ivoz.portal.app import create_app
@@ -271,10 +274,47 @@ def db_kind() -> str:
     return "sqlite"
 
 
+# SQLite: migrate and seed once per session into a template file, copy it per test.
+_TEMPLATE: dict[str, Any] = {}
+
+
+async def _sqlite_template(directory: Path) -> tuple[Path, Seed]:
+    if "path" not in _TEMPLATE:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "portal-template.sqlite3"
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await database.upgrade()
+            _TEMPLATE["seed"] = await seed_platform(database)
+        finally:
+            await database.dispose()
+        _TEMPLATE["path"] = path
+    return _TEMPLATE["path"], _TEMPLATE["seed"]
+
+
+@contextlib.asynccontextmanager
+async def seeded_database(
+    kind: str, tmp_path: Path, factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Any, Seed]]:
+    if kind == "sqlite":
+        template, seed = await _sqlite_template(factory.getbasetemp() / "portal-template")
+        path = tmp_path / "portal.sqlite3"
+        shutil.copyfile(template, path)
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            yield database, seed
+        finally:
+            await database.dispose()
+        return
+    async with make_database(kind, tmp_path) as database:
+        yield database, await seed_platform(database)
+
+
 @pytest.fixture
-async def portal(db_kind: str, tmp_path: Path) -> AsyncIterator[Portal]:
-    async with make_database(db_kind, tmp_path) as database:
-        seed = await seed_platform(database)
+async def portal(
+    db_kind: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Portal]:
+    async with seeded_database(db_kind, tmp_path, tmp_path_factory) as (database, seed):
         clock = FakeClock()
         bus = MemoryEventBus()
         events: list[ConfigChanged] = []
