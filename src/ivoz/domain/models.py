@@ -230,6 +230,14 @@ class ProxyTrunks(Base):
     advertised_ip: Mapped[str | None] = mapped_column(String(50))
 
 
+# Trunk-side signalling addresses a brand uses (FEATURES.md row 15): several per brand.
+brand_proxy_trunks = Table(
+    "brand_proxy_trunks",
+    Base.metadata,
+    Column("brand_id", ForeignKey("brands.id", ondelete="CASCADE"), primary_key=True),
+    Column("proxy_trunks_id", ForeignKey("proxy_trunks.id", ondelete="CASCADE"), primary_key=True),
+)
+
 # --------------------------------------------------------------------------- tenancy
 
 
@@ -251,6 +259,9 @@ class Brand(Base):
     currency_id: Mapped[int | None] = _fk("currencies.id", "SET NULL", nullable=True)
     country_id: Mapped[int | None] = _fk("countries.id", "SET NULL", nullable=True)
     features: Mapped[list[Feature]] = relationship(secondary=brand_features, lazy="selectin")
+    proxy_trunks: Mapped[list[ProxyTrunks]] = relationship(
+        secondary=brand_proxy_trunks, lazy="selectin"
+    )
 
 
 class Company(Base):

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from ivoz.domain import models as m
 from ivoz.domain import reference
-from ivoz.domain.db import alembic_config
+from ivoz.domain.db import alembic_config, head_revision
 from support.database import DATABASE_KINDS, make_database
 
 
@@ -27,7 +27,7 @@ def _diff(connection: Connection) -> list[Any]:
 async def test_migrated_schema_matches_the_models(kind: str, tmp_path: Path) -> None:
     async with make_database(kind, tmp_path, upgrade=False) as db:
         await db.upgrade()
-        assert await db.current_revision() == "0002"
+        assert await db.current_revision() == head_revision()
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
 
@@ -62,4 +62,18 @@ async def test_reference_data_is_seeded(database: Any) -> None:
 
 async def test_upgrade_is_idempotent(sqlite_database: Any) -> None:
     await sqlite_database.upgrade()
-    assert await sqlite_database.current_revision() == "0002"
+    assert await sqlite_database.current_revision() == head_revision()
+
+
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_upgrade_keeps_existing_rows(kind: str, tmp_path: Path) -> None:
+    async with make_database(kind, tmp_path, upgrade=False) as db:
+        await db.upgrade("0002")
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(
+                "INSERT INTO brands (name, max_calls, recordings_limit_mb, recordings_limit_email) VALUES ('Old', 0, 0, '')"
+            )
+        await db.upgrade()
+        async with db.sessionmaker() as session:
+            brand = await session.scalar(select(m.Brand))
+            assert brand is not None and brand.name == "Old" and brand.proxy_trunks == []
