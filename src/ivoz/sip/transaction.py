@@ -20,8 +20,9 @@ timer, or None.
 Every legal move is a row of the machine's ``TABLE``: ``(state, input) -> Row(next
 state, actions, timers to stop, timers to start)``. The code only consults the table. A
 command from our own TU that has no row (a second final response, say) raises
-:class:`ivoz.sip.LocalError`; a network input without a row (a 1xx arriving after the
-final response) is discarded, as RFC 3261 17.1.3 and 17.2.3 discard unmatched messages.
+:class:`ivoz.sip.LocalError`; a network input or transport error without a row (a 1xx
+arriving after the final response, an error about a retransmission the transaction has
+moved past) is discarded, as RFC 3261 17.1.3 and 17.2.3 discard unmatched messages.
 
 :class:`TransactionLayer` holds the transactions, matches incoming messages to them
 (17.1.3, 17.2.3, with the RFC 2543 fallback), creates server transactions for new
@@ -136,8 +137,17 @@ _TIMER_INPUT: dict[Timer, Input] = {
     timer: Input["TIMER_" + timer.name] for timer in Timer if timer is not Timer.TRYING
 }
 _TIMER_INPUT[Timer.TRYING] = Input.TIMER_TRYING
-_NETWORK_INPUTS = frozenset(
-    {Input.PROVISIONAL, Input.SUCCESS, Input.FAILURE, Input.REQUEST, Input.ACK}
+# What the network and the transport do to us: without a row, these are discarded (a
+# late response, a transport error about a message the transaction has moved past)
+_DISCARDABLE = frozenset(
+    {
+        Input.PROVISIONAL,
+        Input.SUCCESS,
+        Input.FAILURE,
+        Input.REQUEST,
+        Input.ACK,
+        Input.TRANSPORT_ERROR,
+    }
 )
 
 
@@ -605,7 +615,7 @@ class Transaction:
     def _apply(self, what: Input, now: float, message: Request | Response | None) -> None:
         row = self.TABLE.get((self.state, what))
         if row is None:
-            if what in _NETWORK_INPUTS:
+            if what in _DISCARDABLE:
                 return  # RFC 3261 17.1.3 / 17.2.3: nothing to do with it: discard
             raise LocalError(
                 f"{type(self).__name__}: {what.value} is illegal in {self.state.value}"

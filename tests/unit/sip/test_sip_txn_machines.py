@@ -441,3 +441,18 @@ def test_server_non_invite_reliable_terminates_on_final() -> None:
     txn = ServerNonInviteTransaction(req, 0.0, reliable=True)
     txn.send_response(response(req, 200), 0.1)
     assert txn.state is State.TERMINATED
+
+
+def test_late_transport_errors_are_discarded() -> None:
+    req = request()
+    txn = ServerInviteTransaction(req, 0.0, reliable=False)
+    txn.send_response(response(req, 486), 0.1)
+    txn.receive(request("ACK"), 0.2)
+    assert txn.state is State.CONFIRMED
+    txn.next_events()
+    # the transport reports a failed 486 retransmission after the ACK came: nothing to do
+    txn.on_transport_error(0.3)
+    assert txn.state is State.CONFIRMED and txn.next_events() == []
+    run_until(txn, 10.0)
+    txn.on_transport_error(11.0)
+    assert txn.state is State.TERMINATED
