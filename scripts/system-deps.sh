@@ -13,6 +13,7 @@ PACKAGES=(
   kamailio kamailio-tls-modules kamailio-websocket-modules  # reference proxy for benchmarks
   linphone-cli                  # second real SIP client
   openssl
+  postgresql redis-server      # integration tests start throwaway servers from these
 )
 
 missing=()

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
-
-import pytest
-
-from ivoz.state import MemoryRelayOwners, RedisRelayOwners, RelayOwners
+from ivoz.state import MemoryRelayOwners, RelayOwners
 
 
 class Clock:
@@ -44,28 +39,3 @@ def test_memory_purge() -> None:
     clock.now = 50
     assert owners.purge() == 50
     assert len(owners) == 50
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
-async def test_redis_owner() -> None:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
-    try:
-        owners: RelayOwners = RedisRelayOwners(client, prefix=f"ivoz-test:{uuid.uuid4()}:")
-        await owners.set("call", "127.0.0.1:2222", ttl=5)
-        assert await owners.get("call") == "127.0.0.1:2222"
-        assert 0 < await client.pttl(f"{owners.prefix}call") <= 5000  # type: ignore[attr-defined]
-        await owners.delete("call")
-        assert await owners.get("call") is None
-    finally:
-        await client.aclose()
