@@ -750,6 +750,15 @@ class ClientInviteTransaction(ClientTransaction):
         self._start(Timer.B, Interval.INITIAL, now)
 
     @property
+    def cancellable(self) -> bool:
+        """Whether a CANCEL may go out now (RFC 3261 9.1).
+
+        Not before a provisional response arrived (the CANCEL could overtake the INVITE)
+        and not after a final one.
+        """
+        return self.state is State.PROCEEDING
+
+    @property
     def ack(self) -> Request | None:
         """The ACK this transaction generated for a non-2xx final response."""
         return self._ack

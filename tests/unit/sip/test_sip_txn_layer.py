@@ -268,7 +268,10 @@ def test_client_cancel_race_487_gets_acked() -> None:
     layer = TransactionLayer()
     invite = request()
     txn = layer.send_request(invite, 0.0, reliable=False)
+    assert isinstance(txn, ClientInviteTransaction)
+    assert not txn.cancellable  # RFC 3261 9.1: wait for a provisional response
     layer.receive(reparse(answer(invite, 180)), 0.1, reliable=False)
+    assert txn.cancellable
     cancel = make_cancel(invite)
     # RFC 3261 9.1: same branch, Request-URI, Call-ID, From, To, CSeq number; method CANCEL
     assert cancel.via.branch == invite.via.branch
@@ -281,7 +284,7 @@ def test_client_cancel_race_487_gets_acked() -> None:
     layer.receive(reparse(answer(invite, 487)), 1.2, reliable=False)
     events, out = drain(layer)
     assert [m.method for m in out] == ["ACK"]  # type: ignore[union-attr]
-    assert txn.state is State.COMPLETED
+    assert txn.state is State.COMPLETED and not txn.cancellable
     statuses = [e.response.status for e in events if isinstance(e, ResponseReceived)]
     assert statuses == [200, 487]
 
