@@ -236,7 +236,12 @@ class Dialog:
         # RFC 3261 12.1.1: the remote target is the URI of the request's Contact
         target = _contact_uri(request)
         if target is None:
-            raise RemoteError(400, "Missing Contact header")
+            if request.via.is_rfc3261:
+                # RFC 3261 8.1.1.8: a dialog-creating request MUST carry a Contact
+                raise RemoteError(400, "Missing Contact header")
+            # RFC 4475 3.3.15 / RFC 2543 6.13: an RFC 2543 UA without Contact is
+            # reached at its From address
+            target = request.from_.uri
         contact = response.headers.get("Contact")
         return cls(
             # RFC 3261 12.1.1: remote tag = From tag (may be absent from RFC 2543 UAs)
