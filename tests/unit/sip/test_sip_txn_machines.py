@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivoz import sip
 from ivoz.sip.timers import TimerConfig
 from ivoz.sip.transaction import (
+    CLIENT_INVITE_TABLE,
+    CLIENT_NON_INVITE_TABLE,
+    SERVER_INVITE_TABLE,
+    SERVER_NON_INVITE_TABLE,
     ClientInviteTransaction,
     ClientNonInviteTransaction,
     RequestReceived,
@@ -456,3 +462,85 @@ def test_late_transport_errors_are_discarded() -> None:
     run_until(txn, 10.0)
     txn.on_transport_error(11.0)
     assert txn.state is State.TERMINATED
+
+
+# -- properties over random event sequences -----------------------------------------
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "recv_1xx",
+                "recv_2xx",
+                "recv_4xx",
+                "recv_req",
+                "recv_ack",
+                "send_1xx",
+                "send_2xx",
+                "send_4xx",
+                "error",
+                "time",
+            ]
+        ),
+        st.floats(min_value=0, max_value=10),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["ci", "cn", "si", "sn"]), st.booleans(), _OPS)
+def test_random_inputs_keep_the_machines_sound(
+    kind: str, reliable: bool, ops: list[tuple[str, float]]
+) -> None:
+    invite = kind in ("ci", "si")
+    req = request("INVITE" if invite else "OPTIONS")
+    txn: Transaction
+    if kind == "ci":
+        txn = ClientInviteTransaction(req, 0.0, reliable=reliable)
+    elif kind == "cn":
+        txn = ClientNonInviteTransaction(req, 0.0, reliable=reliable)
+    elif kind == "si":
+        txn = ServerInviteTransaction(req, 0.0, reliable=reliable)
+    else:
+        txn = ServerNonInviteTransaction(req, 0.0, reliable=reliable)
+    client = kind.startswith("c")
+    now = 0.0
+    terminated = 0
+    for op, delta in ops:
+        if op == "time":
+            now += delta
+            txn.on_timer(now)
+        elif op == "error":
+            txn.on_transport_error(now)
+        elif op.startswith("recv_") and client:
+            if op in ("recv_1xx", "recv_2xx", "recv_4xx"):
+                status = {"recv_1xx": 180, "recv_2xx": 200, "recv_4xx": 404}[op]
+                txn.receive(response(req, status), now)  # type: ignore[arg-type]
+        elif op in ("recv_req", "recv_ack") and not client:
+            if op == "recv_ack" and not invite:
+                continue
+            txn.receive(request("ACK") if op == "recv_ack" else req, now)  # type: ignore[arg-type]
+        elif op.startswith("send_") and not client:
+            status = {"send_1xx": 100, "send_2xx": 200, "send_4xx": 404}[op]
+            try:
+                txn.send_response(response(req, status), now)  # type: ignore[attr-defined]
+            except sip.LocalError:
+                pass  # an illegal TU command, refused: the state is unchanged
+        deadline = txn.next_timer()
+        assert deadline is None or deadline >= now
+        for event in txn.next_events():
+            terminated += isinstance(event, TransactionTerminated)
+        sent(txn)
+        if txn.state is State.TERMINATED:
+            assert txn.next_timer() is None
+    assert terminated == (1 if txn.state is State.TERMINATED else 0)
+    # every state the machine reached is one its table knows
+    tables = {
+        "ci": CLIENT_INVITE_TABLE,
+        "cn": CLIENT_NON_INVITE_TABLE,
+        "si": SERVER_INVITE_TABLE,
+        "sn": SERVER_NON_INVITE_TABLE,
+    }
+    known = {state for state, _ in tables[kind]} | {row.next for row in tables[kind].values()}
+    assert txn.state in known | {type(txn).INITIAL}
