@@ -192,8 +192,11 @@ class Dialog:
     # -- creation -----------------------------------------------------------------
 
     @classmethod
-    def from_uac(cls, request: Request, response: Response) -> Dialog:
-        """The dialog a UAC gets from a 101-199 or 2xx response with a To tag (12.1.2)."""
+    def from_uac(cls, request: Request, response: Response, *, tls: bool = True) -> Dialog:
+        """The dialog a UAC gets from a 101-199 or 2xx response with a To tag (12.1.2).
+
+        ``tls`` says whether the request went out over TLS (for the secure flag).
+        """
         if not 101 <= response.status <= 299:
             raise LocalError("only 101-299 responses create dialogs (RFC 3261 12.1)")
         remote_tag = response.to_tag
@@ -219,15 +222,18 @@ class Dialog:
             local_seq=request.cseq.seq,
             remote_seq=None,
             local_contact=contact,
-            # RFC 3261 12.1.2: secure when the Request-URI was a SIPS URI (sent over TLS)
-            secure=request.uri.is_secure,
+            # RFC 3261 12.1.2: secure when sent over TLS with a SIPS Request-URI
+            secure=tls and request.uri.is_secure,
             is_uac=True,
             initial_seq=request.cseq.seq,
         )
 
     @classmethod
-    def from_uas(cls, request: Request, response: Response) -> Dialog:
-        """The dialog a UAS makes when it sends a 101-299 response with a To tag (12.1.1)."""
+    def from_uas(cls, request: Request, response: Response, *, tls: bool = True) -> Dialog:
+        """The dialog a UAS makes when it sends a 101-299 response with a To tag (12.1.1).
+
+        ``tls`` says whether the request arrived over TLS (for the secure flag).
+        """
         if not 101 <= response.status <= 299:
             raise LocalError("only 101-299 responses create dialogs (RFC 3261 12.1)")
         local_tag = response.to_tag
@@ -256,7 +262,8 @@ class Dialog:
             local_seq=None,
             remote_seq=request.cseq.seq,
             local_contact=contact,
-            secure=request.uri.is_secure,
+            # RFC 3261 12.1.1: secure when it arrived over TLS with a SIPS Request-URI
+            secure=tls and request.uri.is_secure,
             is_uac=False,
             initial_seq=request.cseq.seq,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivoz import sip
 from ivoz.sip.dialog import Dialog, DialogId, DialogState, dialog_id_of
@@ -263,6 +265,7 @@ def test_sips_request_uri_makes_a_secure_dialog() -> None:
     assert isinstance(req, sip.Request)
     d = Dialog.from_uac(req, reply(req, 200))
     assert d.secure
+    assert not Dialog.from_uac(req, reply(req, 200), tls=False).secure
 
 
 def test_bad_contact_in_dialog_creating_request() -> None:
@@ -309,3 +312,23 @@ def test_ack_wait_gives_up_after_64_t1() -> None:
     assert sent_at[-1] < 32.0
     with pytest.raises(sip.LocalError):
         AckWait(sip.make_response(req, 486, to_tag="b0b"), 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["INFO", "UPDATE", "ACK", "BYE"]), st.integers(0, 20))))
+def test_remote_cseq_never_goes_backwards(steps: list[tuple[str, int]]) -> None:
+    req = invite()
+    d = Dialog.from_uas(req, sip.make_response(req, 200, to_tag="b0b"))
+    highest = 2
+    for method, seq in steps:
+        try:
+            d.receive_request(d_request_from_caller(d, method, seq))
+        except sip.RemoteError as exc:
+            # RFC 3261 12.2.2: 500 for out of order, 481 once the dialog ended
+            assert exc.status in (500, 481)
+            assert (exc.status == 481) == d.terminated
+            continue
+        if method != "ACK":
+            assert seq >= highest
+            highest = seq
+        assert d.remote_seq == highest
