@@ -5,7 +5,10 @@ is the same for issuing and verifying) and a server ``secret`` (bytes).
 
 Stateless nonces. A nonce carries its own expiry and proves it was made here::
 
-    nonce = base64url( expiry_ms (8 bytes, big-endian) || HMAC-SHA256(secret, expiry_ms || realm)[:16] )
+    nonce = base64url( expiry_ms || HMAC-SHA256(secret, expiry_ms || len(realm) || realm || bind)[:16] )
+
+(``expiry_ms``: 8 bytes big-endian; ``len``: 4 bytes; ``bind``: optional, e.g. the
+client's address, empty by default)
 
 so :func:`verify` needs only the secret: a nonce whose MAC does not match (forged,
 altered, or made for another realm) is refused as ``BAD``; a genuine one past its expiry
@@ -144,19 +147,29 @@ def compute_response(
     return hash_(_octets(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
 
 
-def _nonce_mac(secret: bytes, stamp: bytes, realm: str) -> bytes:
-    return hmac.new(secret, stamp + _octets(realm), hashlib.sha256).digest()[:16]
+def _nonce_mac(secret: bytes, stamp: bytes, realm: str, bind: str) -> bytes:
+    # the realm and the caller's binding (a client address, say) are length-prefixed so
+    # that no two (realm, bind) pairs feed the HMAC the same octets
+    realm_octets, bind_octets = _octets(realm), _octets(bind)
+    data = stamp + struct.pack(">I", len(realm_octets)) + realm_octets + bind_octets
+    return hmac.new(secret, data, hashlib.sha256).digest()[:16]
 
 
-def make_nonce(realm: str, secret: bytes, now: float, lifetime: float = NONCE_LIFETIME) -> str:
-    """A self-validating nonce that expires ``lifetime`` seconds after ``now``."""
+def make_nonce(
+    realm: str, secret: bytes, now: float, lifetime: float = NONCE_LIFETIME, *, bind: str = ""
+) -> str:
+    """A self-validating nonce that expires ``lifetime`` seconds after ``now``.
+
+    ``bind`` ties it to anything else the verifier will know (the client's address, a
+    user name): a nonce made for one binding fails for another.
+    """
     expiry_ms = max(0, int((now + lifetime) * 1000))
     stamp = struct.pack(">Q", expiry_ms)
-    raw = stamp + _nonce_mac(secret, stamp, realm)
+    raw = stamp + _nonce_mac(secret, stamp, realm, bind)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def nonce_expiry(nonce: str, realm: str, secret: bytes) -> float | None:
+def nonce_expiry(nonce: str, realm: str, secret: bytes, *, bind: str = "") -> float | None:
     """The expiry (seconds) a nonce carries, or None when it was not made by us for ``realm``."""
     if len(nonce) != 32:  # 24 bytes in unpadded base64
         return None
@@ -167,7 +180,7 @@ def nonce_expiry(nonce: str, realm: str, secret: bytes) -> float | None:
     if len(raw) != 24:
         return None
     stamp, mac = raw[:8], raw[8:]
-    if not hmac.compare_digest(mac, _nonce_mac(secret, stamp, realm)):
+    if not hmac.compare_digest(mac, _nonce_mac(secret, stamp, realm, bind)):
         return None
     (expiry_ms,) = struct.unpack(">Q", stamp)
     return float(expiry_ms) / 1000.0
@@ -183,12 +196,13 @@ def make_challenge(
     qop: tuple[str, ...] = ("auth",),
     opaque: str | None = None,
     lifetime: float = NONCE_LIFETIME,
+    bind: str = "",
 ) -> Challenge:
     """A Digest challenge for WWW-Authenticate (401) or Proxy-Authenticate (407)."""
     _hash_for(algorithm)  # refuse unknown algorithms early
     return Challenge(
         realm=realm,
-        nonce=make_nonce(realm, secret, now, lifetime),
+        nonce=make_nonce(realm, secret, now, lifetime, bind=bind),
         algorithm=algorithm,
         qop=qop,
         stale=stale,
@@ -207,12 +221,14 @@ def verify(
     realm: str | None = None,
     body: bytes = b"",
     allowed_algorithms: tuple[str, ...] = ("MD5", "SHA-256", "SHA-512-256"),
+    bind: str = "",
 ) -> DigestResult:
     """Check Digest credentials against a password or a stored HA1.
 
     ``ha1`` must have been computed with ``credentials.algorithm`` (base name, without
     ``-sess``); pass exactly one of ``password`` and ``ha1``. ``realm`` (when given) must
-    equal the credentials' realm. The caller still checks that ``credentials.uri``
+    equal the credentials' realm; ``bind`` must be what the challenge was made with.
+    The caller still checks that ``credentials.uri``
     designates the Request-URI and that the username is the one it looked up.
     """
     if (password is None) == (ha1 is None):
@@ -230,7 +246,7 @@ def verify(
     # RFC 7616 3.4: qop must be one we offered (we offer auth and auth-int at most)
     if credentials.qop not in (None, "auth", "auth-int"):
         return DigestResult.BAD
-    expiry = nonce_expiry(credentials.nonce, credentials.realm, secret)
+    expiry = nonce_expiry(credentials.nonce, credentials.realm, secret, bind=bind)
     if expiry is None:
         return DigestResult.BAD  # forged, altered, or for another realm
     if ha1 is None:

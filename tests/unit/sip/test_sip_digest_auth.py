@@ -360,3 +360,20 @@ def test_undecodable_bytes_in_credentials_never_raise() -> None:
     assert digest.verify(found, "REGISTER", SECRET, NOW, password="pw") is DigestResult.OK
     odd = dataclasses.replace(found, username="\ud800x", cnonce="\udcff")
     assert digest.verify(odd, "REGISTER", SECRET, NOW, password="pw") is DigestResult.BAD
+
+
+def test_nonce_bound_to_a_client_address() -> None:
+    challenge = digest.make_challenge("example.com", SECRET, NOW, bind="192.0.2.7:5060")
+    creds = digest.answer_challenge(
+        challenge, method="REGISTER", uri="sip:example.com", username="a", password="pw"
+    )
+    ok = digest.verify(creds, "REGISTER", SECRET, NOW, password="pw", bind="192.0.2.7:5060")
+    assert ok is DigestResult.OK
+    # the same answer replayed from elsewhere, or checked without the binding, fails
+    for bind in ("192.0.2.8:5060", ""):
+        result = digest.verify(creds, "REGISTER", SECRET, NOW, password="pw", bind=bind)
+        assert result is DigestResult.BAD
+    # realm and binding cannot be traded against each other
+    assert digest.make_nonce("ab", SECRET, NOW, bind="c") != digest.make_nonce(
+        "a", SECRET, NOW, bind="bc"
+    )
