@@ -38,6 +38,11 @@ def skip_quoted(text: str, start: int) -> int:
     RFC 3261 25.1: quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F); CR and LF may not
     appear in a quoted string.
     """
+    end = text.find('"', start + 1)
+    if end >= 0:
+        inner = text[start + 1 : end]
+        if "\\" not in inner and "\r" not in inner and "\n" not in inner:
+            return end + 1
     i = start + 1
     n = len(text)
     while i < n:
@@ -84,6 +89,13 @@ def quote(text: str) -> str:
 
 def find_unquoted(text: str, chars: str, start: int = 0) -> int:
     """Index of the first of `chars` outside quoted strings and <...>, or -1."""
+    if '"' not in text and "<" not in text:
+        best = -1
+        for c in chars:
+            found = text.find(c, start)
+            if found >= 0 and (best < 0 or found < best):
+                best = found
+        return best
     i = start
     n = len(text)
     depth = 0
@@ -140,16 +152,28 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
     case-insensitively); values are kept verbatim, quoted-strings with their quotes.
     """
     params: dict[str, str | None] = {}
-    n = len(text)
-    i = 0
-    while i < n:
-        if text[i] != ";":
-            raise bad_request(f"Malformed {what} parameters")
-        i += 1
-        end = find_unquoted(text, ";", i)
-        if end < 0:
-            end = n
-        item = text[i:end]
+    if not text:
+        return params
+    if text[0] != ";":
+        raise bad_request(f"Malformed {what} parameters")
+    if _SIMPLE_PARAMS_RE.fullmatch(text) is not None:
+        # The common case, checked by one regex: tokens only, no spaces.
+        for item in text[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
+        return params
+    if '"' in text:
+        parts: list[str] = []
+        i = 1
+        while True:
+            end = find_unquoted(text, ";", i)
+            parts.append(text[i:] if end < 0 else text[i:end])
+            if end < 0:
+                break
+            i = end + 1
+    else:
+        parts = text[1:].split(";")
+    for item in parts:
         name, eq, value = item.partition("=")
         name = name.strip(WS)
         if TOKEN_RE.fullmatch(name) is None:
@@ -170,8 +194,12 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
             params[name.lower()] = value
         else:
             params[name.lower()] = None
-        i = end
     return params
+
+
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
+# RFC 3261 25.1 generic-param without LWS, quoted strings or IPv6 values.
+_SIMPLE_PARAMS_RE = re.compile(rf"(?:;{_TOKEN_CLASS}+(?:={_TOKEN_CLASS}+)?)+")
 
 
 def format_params(params: dict[str, str | None]) -> str:

@@ -82,41 +82,51 @@ LIST_HEADERS = frozenset(
     }
 )
 
-# Header names seen on the hot path, lower-cased, with their canonical key.
-_KNOWN: dict[str, str] = {
-    name: name
-    for name in (
-        "via",
-        "from",
-        "to",
-        "call-id",
-        "cseq",
-        "contact",
-        "max-forwards",
-        "route",
-        "record-route",
-        "content-type",
-        "content-length",
-        "user-agent",
-        "allow",
-        "supported",
-        "subject",
-        "expires",
-        "require",
-        "proxy-require",
-        "authorization",
-        "proxy-authorization",
-        "www-authenticate",
-        "proxy-authenticate",
-        "accept",
-        "date",
-        "server",
-        "organization",
-        "event",
-        "allow-events",
-    )
-}
-_KNOWN.update(COMPACT)
+# Header names seen on the hot path, in the spellings met on the wire, with their key.
+_COMMON = (
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Max-Forwards",
+    "Route",
+    "Record-Route",
+    "Content-Type",
+    "Content-Length",
+    "User-Agent",
+    "Allow",
+    "Supported",
+    "Subject",
+    "Expires",
+    "Require",
+    "Proxy-Require",
+    "Authorization",
+    "Proxy-Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Accept",
+    "Date",
+    "Server",
+    "Organization",
+    "Event",
+    "Allow-Events",
+    "Session-Expires",
+    "Min-SE",
+    "P-Asserted-Identity",
+    "Timestamp",
+    "Unsupported",
+    "Privacy",
+)
+_KNOWN: dict[str, str] = {}
+for _name in _COMMON:
+    for _spelling in (_name, _name.lower(), _name.upper(), _name.title()):
+        _KNOWN[_spelling] = _name.lower()
+for _short, _full in COMPACT.items():
+    _KNOWN[_short] = _full
+    _KNOWN[_short.upper()] = _full
+del _name, _spelling, _short, _full
 
 
 def canonical(name: str) -> str:
@@ -135,41 +145,52 @@ def _check_value(name: str, value: str) -> None:
 class Headers:
     """Ordered header fields: (name as written, raw value), looked up case-insensitively."""
 
-    __slots__ = ("_cache", "_keys", "_names", "_values")
+    __slots__ = ("_cache", "_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._keys: list[str] = []
-        self._names: list[str] = []
-        self._values: list[str] = []
+        self._items: list[tuple[str, str]] = []
         self._cache: dict[str, object] = {}
         for name, value in items:
             self.add(name, value)
 
     @classmethod
-    def _raw(cls, keys: list[str], names: list[str], values: list[str]) -> Headers:
+    def _raw(cls, keys: list[str], items: list[tuple[str, str]]) -> Headers:
         """Build from already-split lists without checks (the parser's fast path)."""
         self = cls.__new__(cls)
         self._keys = keys
-        self._names = names
-        self._values = values
+        self._items = items
         self._cache = {}
         return self
 
     def copy(self) -> Headers:
-        return Headers._raw(list(self._keys), list(self._names), list(self._values))
+        return Headers._raw(list(self._keys), list(self._items))
 
     def get(self, name: str) -> str | None:
         """The first value of header `name` (verbatim, not split), or None."""
-        key = canonical(name)
+        key = _KNOWN.get(name) or canonical(name)
         try:
-            return self._values[self._keys.index(key)]
+            return self._items[self._keys.index(key)][1]
+        except ValueError:
+            return None
+
+    def _first(self, key: str) -> str | None:
+        """`get` by canonical key (the accessors' fast path)."""
+        try:
+            return self._items[self._keys.index(key)][1]
         except ValueError:
             return None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name` in order; comma-joined lists split for list headers."""
-        key = canonical(name)
-        values = [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
+        key = _KNOWN.get(name) or canonical(name)
+        keys = self._keys
+        if keys.count(key) == 1:
+            value = self._items[keys.index(key)][1]
+            if key in LIST_HEADERS:
+                return split_list(value)
+            return [value]
+        values = [item[1] for k, item in zip(keys, self._items, strict=True) if k == key]
         if key in LIST_HEADERS:
             return [part for v in values for part in split_list(v)]
         return values
@@ -177,7 +198,7 @@ class Headers:
     def get_lines(self, name: str) -> list[str]:
         """Every header line's value for `name`, not split at commas."""
         key = canonical(name)
-        return [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
+        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
 
     def set(self, name: str, value: str) -> None:
         """Replace every `name` header with one holding `value` (at the first's place)."""
@@ -187,13 +208,12 @@ class Headers:
         try:
             index = self._keys.index(key)
         except ValueError:
-            self._append(len(self._keys), key, name, value)
+            self._insert(len(self._keys), key, name, value)
             return
-        self._names[index] = name
-        self._values[index] = value
+        self._items[index] = (name, value)
         for i in range(len(self._keys) - 1, index, -1):
             if self._keys[i] == key:
-                del self._keys[i], self._names[i], self._values[i]
+                del self._keys[i], self._items[i]
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add a `name` header: after the others, or (first=True) above the topmost one."""
@@ -207,12 +227,11 @@ class Headers:
                 index = 0
         else:
             index = len(self._keys)
-        self._append(index, key, name, value)
+        self._insert(index, key, name, value)
 
-    def _append(self, index: int, key: str, name: str, value: str) -> None:
+    def _insert(self, index: int, key: str, name: str, value: str) -> None:
         self._keys.insert(index, key)
-        self._names.insert(index, name)
-        self._values.insert(index, value)
+        self._items.insert(index, (name, value))
 
     def remove(self, name: str) -> None:
         """Remove every `name` header (no error when there is none)."""
@@ -222,8 +241,7 @@ class Headers:
         self._cache.clear()
         keep = [i for i, k in enumerate(self._keys) if k != key]
         self._keys = [self._keys[i] for i in keep]
-        self._names = [self._names[i] for i in keep]
-        self._values = [self._values[i] for i in keep]
+        self._items = [self._items[i] for i in keep]
 
     def remove_first(self, name: str) -> str | None:
         """Remove the topmost value of `name` (one list element, e.g. a proxy's own Via).
@@ -236,12 +254,12 @@ class Headers:
         except ValueError:
             return None
         self._cache.clear()
-        parts = split_list(self._values[index]) if key in LIST_HEADERS else []
+        written, value = self._items[index]
+        parts = split_list(value) if key in LIST_HEADERS else []
         if len(parts) > 1:
-            self._values[index] = ", ".join(parts[1:])
+            self._items[index] = (written, ", ".join(parts[1:]))
             return parts[0]
-        value = self._values[index]
-        del self._keys[index], self._names[index], self._values[index]
+        del self._keys[index], self._items[index]
         return value
 
     def __contains__(self, name: object) -> bool:
@@ -255,7 +273,7 @@ class Headers:
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(name as written, raw value) for every header line, in order."""
-        return zip(self._names, self._values, strict=True)
+        return iter(self._items)
 
     def keys(self) -> list[str]:
         """The canonical (lower-case, full) name of every header line, in order."""
@@ -264,12 +282,14 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._keys == other._keys and self._values == other._values
+        return self._keys == other._keys and [v for _, v in self._items] == [
+            v for _, v in other._items
+        ]
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Headers({list(self.items())!r})"
+        return f"Headers({self._items!r})"
 
     def parsed(self, key: str, parse: Callable[[], T]) -> T:
         """The typed value cached under `key`, computed by `parse` on first use."""

@@ -30,6 +30,40 @@ MAX_CONTENT_LENGTH = 2**31 - 1
 # RFC 3261 20.22: Max-Forwards is an integer in the range 0-255.
 MAX_FORWARDS_MAX = 255
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
+# RFC 3261 7.3.1: header = field-name HCOLON field-value; HCOLON = *( SP / HTAB ) ":" SWS.
+# Matches "\nname: value" up to the next CR or the end of the head (greedy, so trailing
+# whitespace stays in the value and is stripped afterwards in the rare case it exists).
+
+
+def _key(name: str) -> str:
+    key = name.lower()
+    return COMPACT.get(key, key)
+
+
+def _split_slowly(head: str) -> tuple[list[str], list[tuple[str, str]], RemoteError | None]:
+    """Line by line for unusual spellings, folding and errors.
+
+    Keeps the good lines and the first error, so that a 400 can still be answered.
+    """
+    if "\n " in head or "\n\t" in head:
+        # RFC 3261 7.3.1: a line starting with whitespace continues the previous one.
+        head = _FOLD_RE.sub(" ", head)
+    keys: list[str] = []
+    items: list[tuple[str, str]] = []
+    error: RemoteError | None = None
+    for line in head.split("\r\n")[1:]:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(WS)
+        if not colon or TOKEN_RE.fullmatch(name) is None:
+            error = error or bad_request("Malformed header line")
+            continue
+        if "\r" in value or "\n" in value:
+            error = error or bad_request("Bare CR or LF in a header")
+            continue
+        keys.append(_KNOWN.get(name) or _key(name))
+        items.append((name, value.strip(WS)))
+    return keys, items, error
+
 
 # RFC 3261 21: default reason phrases.
 REASONS: dict[int, str] = {
@@ -148,7 +182,7 @@ class Message:
         lines = [self.start_line]
         length_done = False
         h = self.headers
-        for key, name, value in zip(h._keys, h._names, h._values, strict=True):
+        for key, (name, value) in zip(h._keys, h._items, strict=True):
             if key == "content-length":
                 if length_done:
                     continue
@@ -187,11 +221,14 @@ class Message:
         cache = self.headers._cache
         value = cache.get("via")
         if value is None:
+            raw = self.headers._first("via")
+            if raw is None:
+                raise _flag(self, bad_request("Missing Via header"))
             try:
-                value = cache["via"] = Via.parse(first_element(self._required("Via")))
+                value = cache["via"] = Via.parse(first_element(raw) if "," in raw else raw)
             except RemoteError as exc:
                 raise self._essential(exc) from None
-        return cast(Via, value)
+        return value  # type: ignore[return-value]
 
     @property
     def vias(self) -> list[Via]:
@@ -213,12 +250,13 @@ class Message:
         cache = self.headers._cache
         value = cache.get("call-id")
         if value is None:
-            self._single("call-id", "Call-ID")
-            raw = self._required("Call-ID")
-            if not raw or " " in raw or "\t" in raw:
-                raise _flag(self, bad_request("Malformed Call-ID"))
+            headers = self.headers
+            raw = headers._first("call-id")
+            if not raw or " " in raw or "\t" in raw or headers._keys.count("call-id") > 1:
+                self._single("call-id", "Call-ID")
+                raise _flag(self, bad_request(f"{'Malformed' if raw else 'Missing'} Call-ID"))
             value = cache["call-id"] = raw
-        return cast(str, value)
+        return value  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
@@ -226,11 +264,14 @@ class Message:
         value = cache.get("cseq")
         if value is None:
             self._single("cseq", "CSeq")
+            raw = self.headers._first("cseq")
+            if raw is None:
+                raise _flag(self, bad_request("Missing CSeq header"))
             try:
-                value = cache["cseq"] = CSeq.parse(self._required("CSeq"))
+                value = cache["cseq"] = CSeq.parse(raw)
             except RemoteError as exc:
                 raise self._essential(exc) from None
-        return cast(CSeq, value)
+        return value  # type: ignore[return-value]
 
     def _name_addr(self, key: str, name: str) -> NameAddr:
         cache = self.headers._cache
@@ -253,11 +294,28 @@ class Message:
 
     @property
     def from_tag(self) -> str | None:
-        return self._name_addr("from", "From").params.get("tag")
+        """The From tag, read without parsing the rest of From (`from_` validates it)."""
+        return self._tag("from", "From")
 
     @property
     def to_tag(self) -> str | None:
-        return self._name_addr("to", "To").params.get("tag")
+        """The To tag, read without parsing the rest of To (`to` validates it)."""
+        return self._tag("to", "To")
+
+    def _tag(self, key: str, name: str) -> str | None:
+        cache = self.headers._cache
+        address = cache.get(key)
+        if address is not None:
+            return cast(NameAddr, address).params.get("tag")
+        tag_key = key + "-tag"
+        if tag_key in cache:
+            return cast("str | None", cache[tag_key])
+        self._single(key, name)
+        tag = _fast_tag(self._required(name))
+        if tag is _SLOW:
+            tag = self._name_addr(key, name).params.get("tag")
+        cache[tag_key] = tag
+        return cast("str | None", tag)
 
     @property
     def max_forwards(self) -> int | None:
@@ -279,10 +337,15 @@ class Message:
         return value
 
     def _addresses(self, key: str, name: str) -> list[NameAddr]:
-        cache = self.headers._cache
+        headers = self.headers
+        cache = headers._cache
         value = cache.get(key)
         if value is None:
-            value = cache[key] = [NameAddr.parse(v) for v in self.headers.get_all(name)]
+            if key in headers._keys:
+                value = [NameAddr.parse(v) for v in headers.get_all(name)]
+            else:
+                value = []
+            cache[key] = value
         return list(cast(list[NameAddr], value))
 
     @property
@@ -481,48 +544,28 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
     if end >= 0:
         head = data[start:end].decode("utf-8", "surrogateescape")
         body_start = end + 4
-        sep = "\r\n"
     else:
         # Tolerate bare LF line ends (seen from hand-written test tools).
         end = data.find(b"\n\n", start)
         if end < 0:
             raise RemoteError(400, "Missing empty line after the headers", respondable=False)
-        head = data[start:end].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+        head = data[start:end].decode("utf-8", "surrogateescape")
+        head = head.replace("\r\n", "\n").replace("\n", "\r\n")
         body_start = end + 2
-        sep = "\n"
-    if "\n " in head or "\n\t" in head:
-        # RFC 3261 7.3.1: a line starting with whitespace continues the previous one.
-        head = _FOLD_RE.sub(" ", head)
-    lines = head.split(sep)
+    lines = head.split("\r\n")
     first = lines[0]
-
-    keys: list[str] = []
-    names: list[str] = []
-    values: list[str] = []
+    # Fast path: every line is "Known-Name: value" as commonly spelt. Each split
+    # separator holds one CR and one LF, so extra ones are bare CR/LF inside a line.
+    parts = [line.partition(":") for line in lines]
+    del parts[0]
     known = _KNOWN
+    keys: list[str] = [known.get(n) if c else None for n, c, _ in parts]  # type: ignore[misc]
     header_error: RemoteError | None = None
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        key = known.get(name)
-        if key is None:
-            # RFC 3261 7.3.1: HCOLON = *( SP / HTAB ) ":" SWS
-            name = name.rstrip(WS)
-            if TOKEN_RE.fullmatch(name) is None or not colon:
-                # Keep going: the other lines tell whether a 400 can be sent back.
-                header_error = header_error or bad_request("Malformed header line")
-                continue
-            key = name.lower()
-            key = COMPACT.get(key, key)
-        elif not colon:
-            header_error = header_error or bad_request("Malformed header line")
-            continue
-        if "\r" in value or "\n" in value:
-            header_error = header_error or bad_request("Bare CR or LF in a header")
-            continue
-        keys.append(key)
-        names.append(name)
-        values.append(value.strip(WS))
-    headers = Headers._raw(keys, names, values)
+    if None in keys or head.count("\n") != len(parts) or head.count("\r") != len(parts):
+        keys, items, header_error = _split_slowly(head)
+    else:
+        items = [(n, v.strip(WS)) for n, _, v in parts]
+    headers = Headers._raw(keys, items)
 
     message: Request | Response
     if first.startswith("SIP/"):
@@ -533,12 +576,15 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
         message = _request(first, headers, header_error)
     body = data[body_start:]
     if "content-length" in keys:
-        lengths = {v for k, v in zip(keys, values, strict=True) if k == "content-length"}
         try:
-            if len(lengths) > 1:
-                # RFC 4475 3.1.2.6 (mcl01): conflicting Content-Length values.
-                raise bad_request("Multiple Content-Length values")
-            length = lengths.pop()
+            length = items[keys.index("content-length")][1]
+            if keys.count("content-length") > 1:
+                lengths = {
+                    v for k, (_, v) in zip(keys, items, strict=True) if k == "content-length"
+                }
+                if len(lengths) > 1:
+                    # RFC 4475 3.3.9 (mcl01): conflicting Content-Length values.
+                    raise bad_request("Multiple Content-Length values")
             if not length.isdigit() or not length.isascii() or len(length) > 10:
                 raise bad_request("Malformed Content-Length")
             size = int(length)
@@ -556,6 +602,43 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
             raise _flag(message, exc) from None
     message.body = body
     return message
+
+
+_SLOW = object()
+
+
+def _fast_tag(raw: str) -> str | object | None:
+    """The ``tag`` parameter of a From/To value, or _SLOW when a full parse is needed.
+
+    RFC 3261 20.10: after a name-addr's ">" (or an addr-spec's first ";") come the
+    header parameters. Quoted strings anywhere but a simple display name take the slow
+    path, so a ";tag=" inside quotes is never mistaken for the tag.
+    """
+    if raw[:1] == '"':
+        close = raw.find('"', 1)
+        if close < 0 or "\\" in raw[1:close]:
+            return _SLOW
+        lt = raw.find("<", close)
+    else:
+        lt = raw.find("<")
+    if lt >= 0:
+        gt = raw.find(">", lt)
+        if gt < 0:
+            return _SLOW
+        tail = raw[gt + 1 :]
+    else:
+        semi = raw.find(";")
+        if semi < 0:
+            return None
+        tail = raw[semi:]
+    if '"' in tail or "tag" not in tail.lower():
+        return _SLOW if '"' in tail else None
+    for part in tail.split(";")[1:]:
+        pname, _, value = part.partition("=")
+        if pname.strip(WS).lower() == "tag":
+            value = value.strip(WS)
+            return value if TOKEN_RE.fullmatch(value) else _SLOW
+    return None
 
 
 def _flag(message: Message, exc: RemoteError) -> RemoteError:
@@ -660,9 +743,9 @@ def make_response(
     """
     src = request.headers
     headers = Headers()
-    for key, name, value in zip(src._keys, src._names, src._values, strict=True):
+    for key, (name, value) in zip(src._keys, src._items, strict=True):
         if key == "via":
-            headers._append(len(headers._keys), key, name, value)
+            headers._insert(len(headers._keys), key, name, value)
     for name in ("From", "To", "Call-ID", "CSeq"):
         copied = src.get(name)
         if copied is None:
@@ -672,7 +755,7 @@ def make_response(
                 raise LocalError(f"bad To tag {to_tag!r}")
             # RFC 3261 8.2.6.2: the UAS adds a tag to the To of a response.
             copied = f"{copied};tag={to_tag}"
-        headers._append(len(headers._keys), name.lower(), name, copied)
+        headers._insert(len(headers._keys), name.lower(), name, copied)
     if status == 100:
         timestamp = src.get("Timestamp")
         if timestamp is not None:

@@ -88,6 +88,11 @@ def parse_host(text: str, what: str = "host") -> str:
 
 def split_hostport(text: str, what: str) -> tuple[str, int | None]:
     """``host[:port]`` into its parts (RFC 3261 25.1 hostport)."""
+    if ":" not in text and "[" not in text:
+        # The common case: a hostname or IPv4 address without a port.
+        if _HOSTNAME_RE.fullmatch(text) is None:
+            raise bad_request(f"Malformed {what}")
+        return text, None
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
@@ -111,22 +116,37 @@ def split_hostport(text: str, what: str) -> tuple[str, int | None]:
 
 
 def _uri_params(text: str, what: str) -> dict[str, str | None]:
+    # RFC 3261 25.1: uri-parameters = *( ";" uri-parameter ); escapes were checked once
+    # for the whole URI by the caller.
     params: dict[str, str | None] = {}
-    if not text:
-        return params
     for item in text.split(";"):
         name, eq, value = item.partition("=")
-        if not name:
+        if not name or (eq and not value):
             raise bad_request(f"Malformed {what} parameter")
-        unescape(name, what)
-        if eq:
-            if not value:
-                raise bad_request(f"Empty {what} parameter value")
-            unescape(value, what)
-            params[name.lower()] = value
-        else:
-            params[name.lower()] = None
+        params[name.lower()] = value if eq else None
     return params
+
+
+# The common shape of a SIP URI in one regex (hot path): scheme, unescaped user without
+# password, hostname or IPv4 address, port, token-like parameters. Anything else
+# (escapes, passwords, IPv6, headers) takes the general path below.
+_HOST_PATTERN = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?"
+_PCHAR = r"[A-Za-z0-9\-_.!~*'()&+$\[\]/:]"
+_FAST_SIP_RE = re.compile(
+    rf"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]+)@)?({_HOST_PATTERN})(?::([0-9]{{1,5}}))?"
+    rf"((?:;{_PCHAR}+(?:={_PCHAR}+)?)*)"
+)
+
+# Scheme spellings that skip the scheme regex.
+_KNOWN_SCHEMES = {
+    "sip": "sip",
+    "SIP": "sip",
+    "sips": "sips",
+    "SIPS": "sips",
+    "tel": "tel",
+    "TEL": "tel",
+}
+_setattr = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,40 +175,79 @@ class URI:
         return hash(str(self))
 
     @classmethod
+    def _new(
+        cls,
+        scheme: str,
+        user: str | None,
+        password: str | None,
+        host: str,
+        port: int | None,
+        params: dict[str, str | None],
+        headers: dict[str, str],
+        opaque: str | None = None,
+    ) -> URI:
+        """Build without re-checking what the parser has just checked (hot path)."""
+        uri = object.__new__(cls)
+        _setattr(uri, "scheme", scheme)
+        _setattr(uri, "user", user)
+        _setattr(uri, "password", password)
+        _setattr(uri, "host", host)
+        _setattr(uri, "port", port)
+        _setattr(uri, "params", params)
+        _setattr(uri, "headers", headers)
+        _setattr(uri, "opaque", opaque)
+        return uri
+
+    @classmethod
     def parse(cls, text: str) -> URI:
         """Parse `text`; RemoteError 400 when it is not a well-formed absolute URI."""
+        fast = _FAST_SIP_RE.fullmatch(text)
+        if fast is not None:
+            scheme, user, host, port_text, ptext = fast.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    raise bad_request("Port out of range in URI host")
+            params: dict[str, str | None] = {}
+            if ptext:
+                for item in ptext[1:].split(";"):
+                    name, eq, value = item.partition("=")
+                    params[name.lower()] = value if eq else None
+            return cls._new(scheme, user, None, host, port, params, {})
         colon = text.find(":")
         if colon <= 0 or _URI_CHARS_RE.fullmatch(text) is None:
             raise bad_request("Malformed URI")
-        scheme = text[:colon]
-        if _SCHEME_RE.fullmatch(scheme) is None:
-            raise bad_request("Malformed URI scheme")
-        scheme = scheme.lower()
+        raw_scheme = text[:colon]
+        scheme = _KNOWN_SCHEMES.get(raw_scheme)
+        if scheme is None:
+            if _SCHEME_RE.fullmatch(raw_scheme) is None:
+                raise bad_request("Malformed URI scheme")
+            scheme = raw_scheme.lower()
         rest = text[colon + 1 :]
+        if "%" in rest and _ESCAPE_RE.search(rest):
+            # RFC 3261 25.1: escaped = "%" HEXDIG HEXDIG
+            raise bad_request("Malformed escape in URI")
         if scheme in SIP_SCHEMES:
             return cls._parse_sip(scheme, rest)
         if scheme == "tel":
             return cls._parse_tel(rest)
         if not rest:
             raise bad_request("Malformed URI")
-        return cls(scheme, opaque=rest)
+        return cls._new(scheme, None, None, "", None, {}, {}, rest)
 
     @classmethod
     def _parse_sip(cls, scheme: str, rest: str) -> URI:
         # RFC 3261 25.1: SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]
         headers: dict[str, str] = {}
-        qmark = rest.find("?")
         at = rest.find("@")
-        if qmark >= 0 and at > qmark:
-            # "?" is allowed in the user part: only a "?" after the host starts headers.
-            qmark = rest.find("?", at)
+        qmark = rest.find("?", at if at >= 0 else 0)
         if qmark >= 0:
+            # "?" is allowed in the user part: only a "?" after the host starts headers.
             for item in rest[qmark + 1 :].split("&"):
                 hname, eq, hvalue = item.partition("=")
                 if not hname or not eq:
                     raise bad_request("Malformed URI header")
-                unescape(hname)
-                unescape(hvalue)
                 headers[hname] = hvalue
             rest = rest[:qmark]
         user: str | None = None
@@ -198,17 +257,15 @@ class URI:
             u, colon, p = userinfo.partition(":")
             if not u:
                 raise bad_request("Malformed URI user")
-            user = unescape(u, "URI user")
+            user = unescape(u, "URI user") if "%" in u else u
             if colon:
-                password = unescape(p, "URI password")
+                password = unescape(p, "URI password") if "%" in p else p
         hostport, semi, ptext = rest.partition(";")
         if not hostport:
             raise bad_request("Missing URI host")
         host, port = split_hostport(hostport, "URI host")
         params = _uri_params(ptext, "URI") if semi else {}
-        if semi and not ptext:
-            raise bad_request("Malformed URI parameter")
-        return cls(scheme, user, password, host, port, params, headers)
+        return cls._new(scheme, user, password, host, port, params, headers)
 
     @classmethod
     def _parse_tel(cls, rest: str) -> URI:
@@ -219,10 +276,8 @@ class URI:
                 raise bad_request("Malformed tel URI number")
         elif _TEL_LOCAL_RE.fullmatch(number) is None:
             raise bad_request("Malformed tel URI number")
-        if semi and not ptext:
-            raise bad_request("Malformed tel URI parameter")
         params = _uri_params(ptext, "tel URI") if semi else {}
-        return cls("tel", user=number, params=params)
+        return cls._new("tel", number, None, "", None, params, {})
 
     def __str__(self) -> str:
         if self.opaque is not None:

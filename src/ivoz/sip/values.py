@@ -8,6 +8,7 @@ Each value is a frozen dataclass with ``parse(text)`` (RemoteError 400 on bad in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -47,6 +48,19 @@ class NameAddr:
         if not text:
             raise bad_request("Empty address")
         display: str | None = None
+        if text[0] == "<":
+            # Fast path: "<uri>;params" (Route, Record-Route, most Contacts).
+            gt = text.find(">")
+            if gt > 0:
+                uri = URI.parse(text[1:gt])
+                tail = text[gt + 1 :]
+                address = object.__new__(cls)
+                _setattr(address, "uri", uri)
+                _setattr(address, "display", None)
+                _setattr(
+                    address, "params", parse_params(tail.lstrip(WS), "address") if tail else {}
+                )
+                return address
         if text[0] == '"':
             end = skip_quoted(text, 0)
             display = unquote(text[:end])
@@ -80,7 +94,11 @@ class NameAddr:
         uri = URI.parse(rest[1:gt])
         tail = rest[gt + 1 :].strip(WS)
         params = parse_params(tail, "address") if tail else {}
-        return cls(uri, display, params)
+        address = object.__new__(cls)
+        _setattr(address, "uri", uri)
+        _setattr(address, "display", display)
+        _setattr(address, "params", params)
+        return address
 
     def __str__(self) -> str:
         if self.display is not None:
@@ -107,6 +125,20 @@ def check_local_token(value: str, what: str) -> None:
         raise LocalError(f"{what} must be a token, got {value!r}")
 
 
+# RFC 3261 25.1 transport names (and RFC 7118's WS/WSS) that skip the token regex.
+_TRANSPORTS = {t: t.upper() for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")}
+_TRANSPORTS.update({t.lower(): t for t in list(_TRANSPORTS)})
+_setattr = object.__setattr__
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
+# The usual spelling of a via-parm in one regex (hot path): upper-case transport, a
+# hostname or IPv4 address, optional port, token parameters without whitespace.
+_FAST_VIA_RE = re.compile(
+    r"SIP/2\.0/(UDP|TCP|TLS|SCTP|WS|WSS) "
+    r"([A-Za-z0-9_](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?)(?::([0-9]{1,5}))?"
+    rf"((?:;{_TOKEN_CLASS}+(?:={_TOKEN_CLASS}+)?)*)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One via-parm (RFC 3261 20.42): sent-protocol, sent-by and parameters."""
@@ -125,6 +157,42 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         # RFC 3261 25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+        fast = _FAST_VIA_RE.fullmatch(text)
+        if fast is not None:
+            transport, host, port_text, ptext = fast.groups()
+            port = None
+            if port_text is not None:
+                port = int(port_text)
+                if port > 65535:
+                    raise bad_request("Port out of range in Via sent-by")
+            params: dict[str, str | None] = {}
+            if ptext:
+                for item in ptext[1:].split(";"):
+                    name, eq, value = item.partition("=")
+                    params[name.lower()] = value if eq else None
+            via = object.__new__(cls)
+            _setattr(via, "transport", transport)
+            _setattr(via, "host", host)
+            _setattr(via, "port", port)
+            _setattr(via, "params", params)
+            _setattr(via, "protocol", "SIP/2.0")
+            return via
+        if text.startswith("SIP/2.0/"):
+            # Fast path for the usual spelling: "SIP/2.0/UDP host:port;params".
+            semi = text.find(";")
+            head = text[8:] if semi < 0 else text[8:semi]
+            transport, space, sent_by = head.partition(" ")
+            transport = _TRANSPORTS.get(transport, "")
+            if transport and space and sent_by and " " not in sent_by and "\t" not in sent_by:
+                host, port = split_hostport(sent_by, "Via sent-by")
+                params = parse_params(text[semi:], "Via") if semi >= 0 else {}
+                via = object.__new__(cls)
+                _setattr(via, "transport", transport)
+                _setattr(via, "host", host)
+                _setattr(via, "port", port)
+                _setattr(via, "params", params)
+                _setattr(via, "protocol", "SIP/2.0")
+                return via
         semi = find_unquoted(text, ";")
         head = text if semi < 0 else text[:semi]
         parts = head.split("/", 2)
