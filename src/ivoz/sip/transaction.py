@@ -795,8 +795,10 @@ class ServerTransaction(Transaction):
         if request.method == "ACK":
             raise LocalError("ACK does not create a server transaction (RFC 3261 17.2.3)")
         # RFC 3261 8.2.6.2: every response copies From, To, Call-ID and CSeq; a request
-        # without them (RFC 4475 3.1.2.18) gets no transaction: RemoteError here
-        request.from_, request.to, request.call_id, request.cseq  # noqa: B018
+        # without them (RFC 4475 3.1.2.18) gets no transaction and no answer
+        for name in ("From", "To", "Call-ID", "CSeq"):
+            if name not in request.headers:
+                raise RemoteError(400, f"Missing {name} header", respondable=False)
         if (request.method == "INVITE") != self.METHOD_INVITE:
             raise LocalError(f"{type(self).__name__} cannot carry a {request.method}")
         self.key: TransactionKey | None = _server_key(request)
