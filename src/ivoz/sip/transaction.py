@@ -155,7 +155,6 @@ class Action(enum.Enum):
     """What a row does, in order, before it moves to the next state."""
 
     PASS_TO_TU = "pass to TU"
-    SEND_REQUEST = "send request"
     RETRANSMIT_REQUEST = "retransmit request"
     SEND_ACK = "send ACK"
     RESEND_ACK = "resend ACK"
@@ -670,7 +669,7 @@ class Transaction:
             self._events.append(TransactionTimedOut(self, timer))
         elif action is Action.REPORT_TRANSPORT_ERROR:
             self._events.append(TransportErrorOccurred(self))
-        elif action in (Action.SEND_REQUEST, Action.RETRANSMIT_REQUEST):
+        elif action is Action.RETRANSMIT_REQUEST:
             self._send(self.request)
         else:
             self._act_specific(action, message)
