@@ -8,6 +8,7 @@ Migrations are Alembic's, run programmatically on the engine's own connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ def head_revision() -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Write-ahead log: the roles' readers do not block the portal's writer (or the
+    # reverse); a file database only (":memory:" has no WAL).
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
@@ -78,8 +82,33 @@ class Database:
         def run(connection: Connection) -> None:
             command.upgrade(alembic_config(connection), revision)
 
-        async with self.engine.begin() as conn:
-            await conn.run_sync(run)
+        await self.run_migration(run)
+
+    async def run_migration(self, fn: Callable[[Connection], None]) -> None:
+        """Run ``fn`` (Alembic work) on one connection, in one transaction.
+
+        On SQLite, foreign keys are switched off meanwhile: a batch migration recreates
+        a table (copy, DROP, rename), and with enforcement on, dropping the old
+        ``brands`` would cascade-delete every company. Afterwards ``foreign_key_check``
+        must find nothing, or the migration is rolled back.
+        """
+        if not self.is_sqlite:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(fn)
+            return
+        async with self.engine.connect() as conn:
+            # Outside a transaction (the PRAGMA is a no-op inside one).
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+            try:
+                async with conn.begin():
+                    await conn.run_sync(fn)
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+            finally:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
 
     async def current_revision(self) -> str | None:
         """The revision the database is at (None before the first migration)."""

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from ivoz.domain import models as m
 from ivoz.domain import reference
@@ -77,3 +79,28 @@ async def test_upgrade_keeps_existing_rows(kind: str, tmp_path: Path) -> None:
         async with db.sessionmaker() as session:
             brand = await session.scalar(select(m.Brand))
             assert brand is not None and brand.name == "Old" and brand.proxy_trunks == []
+
+
+async def test_sqlite_batch_migration_does_not_cascade(sqlite_database: Any) -> None:
+    # A future migration that recreates `brands` (SQLite batch mode: copy, DROP, rename)
+    # must not cascade the DROP to the companies.
+    async with sqlite_database.sessionmaker() as session, session.begin():
+        brand = m.Brand(name="B")
+        session.add(brand)
+        await session.flush()
+        session.add(m.Company(brand_id=brand.id, name="C"))
+
+    def recreate_brands(connection: Connection) -> None:
+        from alembic.operations import Operations
+
+        ops = Operations(MigrationContext.configure(connection))
+        with ops.batch_alter_table("brands", recreate="always") as batch:
+            batch.alter_column("recordings_limit_email", existing_type=sa.String(190))
+
+    await sqlite_database.run_migration(recreate_brands)
+    async with sqlite_database.sessionmaker() as session:
+        assert [c.name for c in (await session.scalars(select(m.Company))).all()] == ["C"]
+        # Enforcement is back on afterwards.
+        session.add(m.Company(brand_id=999, name="orphan"))
+        with pytest.raises(IntegrityError):
+            await session.flush()
