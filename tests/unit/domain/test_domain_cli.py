@@ -179,3 +179,26 @@ async def test_demo_on_postgresql(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
         counts = await _counts(url)
         assert (counts["Brand"], counts["User"], counts["Administrator"]) == (1, 2, 3)
+
+
+def test_admin_create_prompts_for_the_password(tmp_path: Path) -> None:
+    data = str(tmp_path / "var")
+    argv = [sys.executable, "-m", "ivoz", "--data-dir", data, "admin", "create", "ops"]
+
+    def run(stdin: str) -> subprocess.CompletedProcess[str]:
+        # A new session has no controlling terminal: getpass falls back to stdin.
+        return subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+            check=False,
+        )
+
+    differ = run("one\ntwo\n")
+    assert differ.returncode != 0 and "passwords differ" in differ.stderr
+    same = run("s3cret\ns3cret\n")
+    assert same.returncode == 0, same.stderr
+    assert "'ops' created" in same.stdout
