@@ -189,7 +189,10 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
                 # RFC 3261 25.1: gen-value may be a host, IPv6 references included.
                 if value[-1] != "]" or not _IPV6_RE.fullmatch(value[1:-1]):
                     raise bad_request(f"Malformed {what} parameter value")
-            elif TOKEN_RE.fullmatch(value) is None:
+            elif TOKEN_RE.fullmatch(value) is None and (
+                # RFC 3261 25.1: via-received = "received" EQUAL (IPv4address / IPv6address)
+                ":" not in value or _IPV6_RE.fullmatch(value) is None
+            ):
                 raise bad_request(f"Malformed {what} parameter value")
             params[name.lower()] = value
         else:

@@ -149,3 +149,29 @@ def test_contact() -> None:
     assert sip.Contact.parse("<sip:u@h>;expires=280297596632815").expires is None
     with pytest.raises(sip.LocalError):
         sip.Contact(None, star=False)
+
+
+def test_via_ipv6_forms() -> None:
+    # RFC 5118 4.x: IPv6 sent-by in brackets, received as a bare IPv6address.
+    v = sip.Via.parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3;received=2001:db8::9:255")
+    assert v.host == "[2001:db8::9:1]" and v.port == 5070
+    assert v.received == "2001:db8::9:255"
+    assert sip.Via.parse(str(v)) == v
+    m = sip.Via.parse("SIP/2.0/UDP h;maddr=[2001:db8::1]")
+    assert m.params["maddr"] == "[2001:db8::1]"
+
+
+def test_quoted_strings_and_escapes() -> None:
+    a = sip.NameAddr.parse('"a \\" b, c; d <e>" <sip:x@y>;p="q;r,s"')
+    assert a.display == 'a " b, c; d <e>'
+    assert a.params == {"p": '"q;r,s"'}
+    assert sip.NameAddr.parse(str(a)) == a
+    h = sip.Headers([("Contact", '"x, y" <sip:a@b>;q=0.1, <sip:c@d;lr>;p="1,2"')])
+    assert h.get_all("Contact") == ['"x, y" <sip:a@b>;q=0.1', '<sip:c@d;lr>;p="1,2"']
+
+
+def test_lws_in_values() -> None:
+    c = sip.Contact.parse('  "Q"   <sip:a@b>  ;  expires = 60 ; q = 0.5 ')
+    assert c.expires == 60 and c.q == 0.5
+    v = sip.Via.parse("SIP/2.0/UDP h ; branch = z9hG4bKx ; rport")
+    assert v.branch == "z9hG4bKx" and v.rport is True
