@@ -273,6 +273,126 @@ def test_our_uac_calls_sipp_uas(tmp_path: Path) -> None:
     assert caller.dialog is not None and caller.dialog.state is DialogState.TERMINATED
 
 
+# -- retransmissions against a real peer ---------------------------------------------
+
+BUSY_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy, first 486 ignored">
+  <send>
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="486"/>
+  <recv response="486"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-4]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+</scenario>
+"""
+
+LATE_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answers the retransmitted INVITE">
+  <recv request="INVITE"/>
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+class Busy:
+    """Answers every INVITE 486 and records what the server transactions do."""
+
+    def __init__(self) -> None:
+        self.transactions: list[object] = []
+
+    def __call__(self, ua: UdpAgent, event: Event, now: float) -> None:
+        if isinstance(event, RequestReceived) and event.transaction is not None:
+            self.transactions.append(event.transaction)
+            busy = sip.make_response(event.request, 486, to_tag=sip.new_tag())
+            ua.layer.send_response(event.transaction, busy, now)
+
+
+def test_timer_g_retransmits_486_until_sipp_acks(tmp_path: Path) -> None:
+    sipp = require_tool("sipp")
+    scenario = tmp_path / "busy_uac.xml"
+    scenario.write_text(BUSY_UAC)
+    busy = Busy()
+    with UdpAgent(busy) as ua:
+        result = run(
+            [
+                sipp, f"127.0.0.1:{ua.port}", "-sf", str(scenario), "-s", "bob",
+                "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+                "-m", "1", "-nr", "-nostdin", "-timeout", "20s",
+            ],
+            tmp_path,
+        )  # fmt: skip
+        states = [t.state for t in busy.transactions]  # type: ignore[attr-defined]
+    # SIPp only passes when the 486 came twice (RFC 3261 17.2.1: Timer G) and our
+    # transaction took its ACK (Confirmed, then Terminated after Timer I)
+    assert result.returncode == 0, result.stdout.decode(errors="replace")[-3000:]
+    assert ua.errors == []
+    assert len(states) == 1 and states[0].name in ("CONFIRMED", "TERMINATED")
+
+
+def test_timer_a_retransmits_invite_and_the_transaction_acks_486(tmp_path: Path) -> None:
+    sipp = require_tool("sipp")
+    scenario = tmp_path / "late_uas.xml"
+    scenario.write_text(LATE_UAS)
+    sipp_port = free_port(socket.SOCK_DGRAM)
+    caller = Caller()
+    proc = subprocess.Popen(
+        [sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(sipp_port), "-m", "1",
+         "-nr", "-nostdin", "-timeout", "20s"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        with UdpAgent(caller) as ua:
+            ua.call(caller.invite(ua, sipp_port))
+            out, _ = proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    # SIPp only passes when it saw the INVITE twice (RFC 3261 17.1.1.2: Timer A) and
+    # then the ACK our INVITE client transaction generated for the 486 (17.1.1.3)
+    assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
+    assert ua.errors == []
+    assert ("INVITE", 486) in caller.statuses
+
+
 # -- digest against sipsak and SIPp -------------------------------------------------
 
 REALM = "ivoz.test"
