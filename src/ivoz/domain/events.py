@@ -172,6 +172,8 @@ class RedisEventBus:
             try:
                 await self._listen_once(lost)
             except (RedisError, OSError) as exc:
+                if self._ready.is_set():  # it had worked: start the back-off afresh
+                    delay = self.reconnect_delay
                 self._ready.clear()
                 log.warning("config events: Redis connection lost (%s); retrying", exc)
                 lost = True
