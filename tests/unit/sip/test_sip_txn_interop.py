@@ -26,6 +26,9 @@ from ivoz.sip.transaction import (
     Event,
     RequestReceived,
     ResponseReceived,
+    ServerInviteTransaction,
+    ServerTransaction,
+    State,
     TransactionLayer,
     TransactionTimedOut,
 )
@@ -336,7 +339,7 @@ class Busy:
     """Answers every INVITE 486 and records what the server transactions do."""
 
     def __init__(self) -> None:
-        self.transactions: list[object] = []
+        self.transactions: list[ServerTransaction] = []
 
     def __call__(self, ua: UdpAgent, event: Event, now: float) -> None:
         if isinstance(event, RequestReceived) and event.transaction is not None:
@@ -359,12 +362,12 @@ def test_timer_g_retransmits_486_until_sipp_acks(tmp_path: Path) -> None:
             ],
             tmp_path,
         )  # fmt: skip
-        states = [t.state for t in busy.transactions]  # type: ignore[attr-defined]
+        states = [t.state for t in busy.transactions]
     # SIPp only passes when the 486 came twice (RFC 3261 17.2.1: Timer G) and our
     # transaction took its ACK (Confirmed, then Terminated after Timer I)
     assert result.returncode == 0, result.stdout.decode(errors="replace")[-3000:]
     assert ua.errors == []
-    assert len(states) == 1 and states[0].name in ("CONFIRMED", "TERMINATED")
+    assert len(states) == 1 and states[0] in (State.CONFIRMED, State.TERMINATED)
 
 
 def test_timer_a_retransmits_invite_and_the_transaction_acks_486(tmp_path: Path) -> None:
@@ -391,6 +394,106 @@ def test_timer_a_retransmits_invite_and_the_transaction_acks_486(tmp_path: Path)
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
     assert ua.errors == []
     assert ("INVITE", 486) in caller.statuses
+
+
+CANCEL_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="cancel while ringing">
+  <send>
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180"/>
+  <send>
+    <![CDATA[
+      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <recv response="487"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-6]
+      From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+</scenario>
+"""
+
+
+class Ringing:
+    """Rings on INVITE; a CANCEL gets 200 and the INVITE 487 (RFC 3261 9.2)."""
+
+    def __init__(self) -> None:
+        self.invites: list[ServerInviteTransaction] = []
+        self.tags: dict[str, str] = {}
+
+    def __call__(self, ua: UdpAgent, event: Event, now: float) -> None:
+        if not isinstance(event, RequestReceived) or event.transaction is None:
+            return
+        request, txn = event.request, event.transaction
+        if request.method == "INVITE":
+            assert isinstance(txn, ServerInviteTransaction)
+            self.invites.append(txn)
+            tag = self.tags.setdefault(request.call_id, sip.new_tag())
+            ua.layer.send_response(txn, sip.make_response(request, 180, to_tag=tag), now)
+        elif request.method == "CANCEL":
+            invite = ua.layer.find_cancelled(request)
+            if invite is None:
+                ua.layer.send_response(txn, sip.make_response(request, 481), now)
+                return
+            ua.layer.send_response(txn, sip.make_response(request, 200), now)
+            if invite.state is State.PROCEEDING:
+                tag = self.tags[request.call_id]
+                terminated = sip.make_response(invite.request, 487, to_tag=tag)
+                ua.layer.send_response(invite, terminated, now)
+
+
+def test_sipp_cancels_a_ringing_call(tmp_path: Path) -> None:
+    sipp = require_tool("sipp")
+    scenario = tmp_path / "cancel_uac.xml"
+    scenario.write_text(CANCEL_UAC)
+    ringing = Ringing()
+    with UdpAgent(ringing) as ua:
+        result = run(
+            [
+                sipp, f"127.0.0.1:{ua.port}", "-sf", str(scenario), "-s", "bob",
+                "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+                "-m", "2", "-nr", "-nostdin", "-timeout", "20s",
+            ],
+            tmp_path,
+        )  # fmt: skip
+        states = [t.state for t in ringing.invites]
+    assert result.returncode == 0, result.stdout.decode(errors="replace")[-3000:]
+    assert ua.errors == []
+    # the ACK for the 487 matched the INVITE transaction (Confirmed, or done with Timer I)
+    assert len(states) == 2 and all(s in (State.CONFIRMED, State.TERMINATED) for s in states)
 
 
 # -- digest against sipsak and SIPp -------------------------------------------------
