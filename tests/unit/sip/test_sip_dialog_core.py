@@ -247,6 +247,15 @@ def test_target_refresh_by_2xx_to_our_reinvite_and_481_ends() -> None:
     d.receive_response(reply(reinvite, 200, contact="<sip:bob@moved.example>"))
     assert str(d.remote_target) == "sip:bob@moved.example"
     assert d.state is DialogState.CONFIRMED
+    # RFC 3311 5.2: a 2xx to UPDATE refreshes the target too
+    update = d.create_request("UPDATE")
+    assert update.headers.get("Contact") == "<sip:alice@pc33.atlanta.com>"
+    d.receive_response(reply(update, 200, contact="<sip:bob@updated.example>"))
+    assert str(d.remote_target) == "sip:bob@updated.example"
+    # a 2xx to a request that is not a target refresh leaves the target alone
+    info_ok = d.create_request("INFO")
+    d.receive_response(reply(info_ok, 200, contact="<sip:bob@ignored.example>"))
+    assert str(d.remote_target) == "sip:bob@updated.example"
     # a failed re-INVITE leaves the dialog as it was
     again = d.create_request("INVITE")
     d.receive_response(reply(again, 488))
