@@ -260,6 +260,9 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
+        return self._cseq()
+
+    def _cseq(self) -> CSeq:
         cache = self.headers._cache
         value = cache.get("cseq")
         if value is None:
@@ -476,11 +479,11 @@ class Request(Message):
 
     @property
     def cseq(self) -> CSeq:
-        cseq = Message.cseq.fget(self)  # type: ignore[attr-defined]
-        # RFC 3261 8.1.1.5 and RFC 4475 3.1.2.15: the CSeq method matches the request's.
+        cseq = self._cseq()
+        # RFC 3261 8.1.1.5 and RFC 4475 3.1.2.17: the CSeq method matches the request's.
         if cseq.method != self.method:
             raise bad_request("CSeq method does not match the request method")
-        return cast(CSeq, cseq)
+        return cseq
 
     def check(self) -> None:
         self.uri  # noqa: B018
@@ -605,6 +608,9 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
 
 
 _SLOW = object()
+# RFC 3261 19.3 / 25.1: tag-param = "tag" EQUAL token (EQUAL allows whitespace around "=");
+# the tag must end the parameter (";", end, or whitespace).
+_TAG_RE = re.compile(r";[ \t]*[Tt][Aa][Gg][ \t]*=[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*(?:;|\Z)")
 
 
 def _fast_tag(raw: str) -> str | object | None:
@@ -631,14 +637,12 @@ def _fast_tag(raw: str) -> str | object | None:
         if semi < 0:
             return None
         tail = raw[semi:]
-    if '"' in tail or "tag" not in tail.lower():
-        return _SLOW if '"' in tail else None
-    for part in tail.split(";")[1:]:
-        pname, _, value = part.partition("=")
-        if pname.strip(WS).lower() == "tag":
-            value = value.strip(WS)
-            return value if TOKEN_RE.fullmatch(value) else _SLOW
-    return None
+    if '"' in tail:
+        return _SLOW
+    found = _TAG_RE.search(tail)
+    if found is None:
+        return None if "tag" not in tail.lower() else _SLOW
+    return found.group(1)
 
 
 def _flag(message: Message, exc: RemoteError) -> RemoteError:
@@ -750,7 +754,7 @@ def make_response(
         copied = src.get(name)
         if copied is None:
             raise LocalError(f"cannot answer a request without {name}")
-        if name == "To" and to_tag is not None and request.to_tag is None:
+        if name == "To" and to_tag is not None and _lacks_tag(request):
             if TOKEN_RE.fullmatch(to_tag) is None:
                 raise LocalError(f"bad To tag {to_tag!r}")
             # RFC 3261 8.2.6.2: the UAS adds a tag to the To of a response.
@@ -761,6 +765,15 @@ def make_response(
         if timestamp is not None:
             headers.add("Timestamp", timestamp)
     return Response(status, reason, headers)
+
+
+def _lacks_tag(request: Request) -> bool:
+    try:
+        return request.to_tag is None
+    except RemoteError:
+        # Answering a malformed request (often with 400): its To is copied verbatim and
+        # the tag appended, so the client can still match the response.
+        return "tag=" not in (request.headers.get("To") or "").lower()
 
 
 def new_branch() -> str:

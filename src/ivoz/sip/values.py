@@ -282,7 +282,10 @@ class CSeq:
         if seq > CSEQ_MAX:
             raise bad_request("CSeq number out of range")
         check_token(method, "CSeq method")
-        return cls(seq, method)
+        cseq = object.__new__(cls)
+        _setattr(cseq, "seq", seq)
+        _setattr(cseq, "method", method)
+        return cseq
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

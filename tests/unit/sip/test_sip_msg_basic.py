@@ -240,3 +240,40 @@ def test_random_identifiers() -> None:
     assert sip.new_branch().startswith("z9hG4bK")
     assert len({sip.new_tag() for _ in range(50)}) == 50
     assert sip.new_call_id("h.example").endswith("@h.example")
+
+
+def test_make_response_to_malformed_request() -> None:
+    data = INVITE.replace(b"To: Bob <sip:bob@biloxi.example.com>", b"To: sip:bob @biloxi", 1)
+    req = sip.parse_message(data)
+    assert isinstance(req, sip.Request)
+    with pytest.raises(sip.RemoteError) as err:
+        req.check()
+    assert err.value.respondable
+    resp = sip.make_response(req, err.value.status, err.value.reason, to_tag="t1")
+    assert resp.headers.get("To") == "sip:bob @biloxi;tag=t1"
+    assert sip.parse_message(resp.to_bytes()).headers.get("Call-ID") == req.call_id
+
+
+def test_leading_crlf_and_bare_lf() -> None:
+    msg = sip.parse_message(b"\r\n\r\n" + INVITE)
+    assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
+    lf = INVITE.replace(b"\r\n", b"\n")
+    msg = sip.parse_message(lf)
+    assert msg.cseq.seq == 314159 and msg.body == b"v=0\n"
+    with pytest.raises(sip.RemoteError):
+        sip.parse_message(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\rX: 1\r\n\r\n",
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\nX: 1\r\n\r\n",
+        b"INVITE sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
+        b"INVITE sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n",
+    ],
+)
+def test_header_block_errors(bad: bytes) -> None:
+    with pytest.raises(sip.RemoteError) as err:
+        sip.parse_message(bad)
+    assert err.value.status == 400

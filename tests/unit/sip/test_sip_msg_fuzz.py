@@ -256,3 +256,39 @@ def test_value_parsers_only_raise_remote_error(text: str) -> None:
         except sip.RemoteError:
             continue
         str(value)
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> sip.Response:
+    headers = sip.Headers()
+    for via in draw(st.lists(vias, min_size=1, max_size=3)):
+        headers.add("Via", str(via))
+    headers.add("From", str(draw(addresses)))
+    headers.add("To", str(draw(addresses)))
+    headers.add("Call-ID", draw(tokens))
+    headers.add("CSeq", str(sip.CSeq(draw(st.integers(0, 2**32 - 1)), draw(tokens))))
+    for rr in draw(st.lists(addresses, max_size=2)):
+        headers.add("Record-Route", str(rr))
+    reason = draw(
+        st.text(st.characters(blacklist_categories=["Cc", "Cs"]), max_size=20).map(str.strip)
+    )
+    return sip.Response(draw(st.integers(100, 699)), reason, headers, draw(st.binary(max_size=40)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(responses())
+def test_generated_responses_round_trip(resp: sip.Response) -> None:
+    data = resp.to_bytes()
+    msg = sip.parse_message(data)
+    assert isinstance(msg, sip.Response)
+    msg.check()
+    assert (msg.status, msg.reason) == (resp.status, resp.reason)
+    assert msg.vias == resp.vias and msg.record_routes == resp.record_routes
+    assert (msg.from_, msg.to, msg.call_id, msg.cseq) == (
+        resp.from_,
+        resp.to,
+        resp.call_id,
+        resp.cseq,
+    )
+    assert msg.body == resp.body
+    assert msg.to_bytes() == data
