@@ -104,3 +104,34 @@ async def test_sqlite_batch_migration_does_not_cascade(sqlite_database: Any) -> 
         session.add(m.Company(brand_id=999, name="orphan"))
         with pytest.raises(IntegrityError):
             await session.flush()
+
+
+def _check_names(connection: Connection) -> dict[str, set[str]]:
+    inspector = inspect(connection)
+    return {
+        table: {c["name"] for c in inspector.get_check_constraints(table) if c.get("name")}
+        for table in inspector.get_table_names()
+        if table != "alembic_version"
+    }
+
+
+@pytest.mark.parametrize("kind", DATABASE_KINDS)
+async def test_check_constraints_and_partial_index_exist(kind: str, tmp_path: Path) -> None:
+    # compare_metadata does not compare CHECK constraints: compare their names here.
+    want: dict[str, set[str]] = {}
+    for table in m.Base.metadata.sorted_tables:
+        want[table.name] = {
+            str(c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)
+        }
+    async with make_database(kind, tmp_path) as db, db.engine.connect() as conn:
+        assert await conn.run_sync(_check_names) == want
+
+        def partial(connection: Connection) -> list[Any]:
+            return [
+                i
+                for i in inspect(connection).get_indexes("administrators")
+                if i["name"] == "uq_administrators_platform_username"
+            ]
+
+        (index,) = await conn.run_sync(partial)
+        assert index["unique"]
