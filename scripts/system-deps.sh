@@ -12,7 +12,7 @@ PACKAGES=(
   rtpengine-daemon              # reference media relay (ng protocol)
   kamailio kamailio-tls-modules kamailio-websocket-modules  # reference proxy for benchmarks
   linphone-cli                  # second real SIP client
-  openssl
+  openssl curl
   postgresql redis-server      # integration tests start throwaway servers from these
 )
 
