@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .errors import LocalError, bad_request
+from .errors import LocalError, RemoteError, bad_request
 from .grammar import format_params
 
 # RFC 3261 25.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -39,6 +39,8 @@ _TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
 _TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
 
 SIP_SCHEMES = frozenset({"sip", "sips"})
+# Characters that would break a URI parameter out of its place when serialised.
+_BAD_PARAM_CHARS = re.compile(r"[;=?&<>\"\s,]")
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 
@@ -168,8 +170,14 @@ class URI:
             raise LocalError(f"bad URI scheme {self.scheme!r}")
         if self.port is not None and not 0 <= self.port <= 65535:
             raise LocalError(f"bad port {self.port!r}")
-        if self.scheme in SIP_SCHEMES and not self.host:
-            raise LocalError("a SIP URI needs a host")
+        if self.scheme in SIP_SCHEMES:
+            try:
+                parse_host(self.host)
+            except RemoteError:
+                raise LocalError(f"bad SIP URI host {self.host!r}") from None
+        for name, value in self.params.items():
+            if not name or _BAD_PARAM_CHARS.search(name + (value or "")):
+                raise LocalError(f"bad URI parameter {name!r}={value!r}")
 
     def __hash__(self) -> int:
         return hash(str(self))

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .errors import LocalError, bad_request
+from .errors import LocalError, RemoteError, bad_request
 from .grammar import (
     TOKEN_RE,
     WS,
@@ -41,6 +41,11 @@ class NameAddr:
     uri: URI
     display: str | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.display is not None and ("\r" in self.display or "\n" in self.display):
+            raise LocalError("a display name cannot hold CR or LF")
+        check_local_params(self.params)
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
@@ -125,6 +130,20 @@ def check_local_token(value: str, what: str) -> None:
         raise LocalError(f"{what} must be a token, got {value!r}")
 
 
+def check_local_params(params: dict[str, str | None]) -> None:
+    """Header parameters built by our own code must serialise back to themselves."""
+    for name, value in params.items():
+        check_local_token(name, "parameter name")
+        if value is None:
+            continue
+        try:
+            parsed = parse_params(f";{name}={value}", "parameter")
+        except RemoteError:
+            raise LocalError(f"bad parameter value {name}={value!r}") from None
+        if parsed.get(name.lower()) != value:
+            raise LocalError(f"bad parameter value {name}={value!r}")
+
+
 # RFC 3261 25.1 transport names (and RFC 7118's WS/WSS) that skip the token regex.
 _TRANSPORTS = {t: t.upper() for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")}
 _TRANSPORTS.update({t.lower(): t for t in list(_TRANSPORTS)})
@@ -151,8 +170,11 @@ class Via:
 
     def __post_init__(self) -> None:
         check_local_token(self.transport, "Via transport")
-        if not self.host:
-            raise LocalError("Via needs a host")
+        try:
+            split_hostport(self.host, "Via host")
+        except RemoteError:
+            raise LocalError(f"bad Via host {self.host!r}") from None
+        check_local_params(self.params)
 
     @classmethod
     def parse(cls, text: str) -> Via:

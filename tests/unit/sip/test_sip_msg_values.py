@@ -175,3 +175,31 @@ def test_lws_in_values() -> None:
     assert c.expires == 60 and c.q == 0.5
     v = sip.Via.parse("SIP/2.0/UDP h ; branch = z9hG4bKx ; rport")
     assert v.branch == "z9hG4bKx" and v.rport is True
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: sip.URI("sip", host="bad host"),
+        lambda: sip.URI("sip", host="h", params={"a;b": None}),
+        lambda: sip.URI("sip", host="h", params={"a": "x y"}),
+        lambda: sip.Via("UDP", "h h"),
+        lambda: sip.Via("UDP", "h", params={"branch": "a;b"}),
+        lambda: sip.NameAddr(sip.URI("sip", host="h"), params={"tag": "a b"}),
+        lambda: sip.NameAddr(sip.URI("sip", host="h"), display="a\r\nb"),
+        lambda: sip.NameAddr(sip.URI("sip", host="h")).with_tag("x;y"),
+    ],
+)
+def test_values_checked_when_built(build: object) -> None:
+    with pytest.raises(sip.LocalError):
+        build()  # type: ignore[operator]
+
+
+def test_values_built_by_our_code() -> None:
+    via = sip.Via("UDP", "[2001:db8::1]", 5060, {"branch": "z9hG4bKa", "rport": None})
+    assert str(via.with_params(received="2001:db8::2", rport="5062")) == (
+        "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa;rport=5062;received=2001:db8::2"
+    )
+    addr = sip.NameAddr(sip.URI("sip", "a", host="h"), "Alice, the 1st", {"+x": '"<urn:a>"'})
+    assert str(addr) == '"Alice, the 1st" <sip:a@h>;+x="<urn:a>"'
+    assert sip.NameAddr.parse(str(addr)) == addr
