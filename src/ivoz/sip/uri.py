@@ -139,6 +139,15 @@ _FAST_SIP_RE = re.compile(
     rf"((?:;{_PCHAR}+(?:={_PCHAR}+)?)*)"
 )
 
+# RFC 3261 19.1.4: these parameters must match when present in either URI.
+_MUST_MATCH_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
+_ABSENT = "\x00absent"
+
+
+def _fold(value: str | None) -> str | None:
+    return None if value is None else unescape(value).lower()
+
+
 # Scheme spellings that skip the scheme regex.
 _KNOWN_SCHEMES = {
     "sip": "sip",
@@ -315,6 +324,35 @@ class URI:
     @property
     def is_secure(self) -> bool:
         return self.scheme == "sips"
+
+    def equivalent(self, other: URI) -> bool:
+        """URI comparison by RFC 3261 19.1.4 (not the field-by-field ``==``).
+
+        Userinfo compares case-sensitively after unescaping, everything else
+        case-insensitively; a component left at its default does not match one given
+        explicitly (no port versus 5060); user, ttl, method, maddr and transport must
+        match when either side has them, other parameters only when both have them;
+        URI headers must match on both sides.
+        """
+        if self.scheme != other.scheme:
+            return False
+        if self.opaque is not None or other.opaque is not None:
+            return self.opaque == other.opaque
+        if self.user != other.user or self.password != other.password:
+            return False
+        if self.host.lower() != other.host.lower() or self.port != other.port:
+            return False
+        mine = {k: _fold(v) for k, v in self.params.items()}
+        theirs = {k: _fold(v) for k, v in other.params.items()}
+        for name in mine.keys() | theirs.keys():
+            both = name in mine and name in theirs
+            if (name in _MUST_MATCH_PARAMS or both) and mine.get(name, _ABSENT) != theirs.get(
+                name, _ABSENT
+            ):
+                return False
+        return {k.lower(): unescape(v) for k, v in self.headers.items()} == {
+            k.lower(): unescape(v) for k, v in other.headers.items()
+        }
 
     def with_params(self, **params: str | None) -> URI:
         """A copy with `params` set (a None value writes a flag parameter like ``;lr``)."""

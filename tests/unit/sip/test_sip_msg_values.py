@@ -203,3 +203,41 @@ def test_values_built_by_our_code() -> None:
     addr = sip.NameAddr(sip.URI("sip", "a", host="h"), "Alice, the 1st", {"+x": '"<urn:a>"'})
     assert str(addr) == '"Alice, the 1st" <sip:a@h>;+x="<urn:a>"'
     assert sip.NameAddr.parse(str(addr)) == addr
+
+
+# RFC 3261 19.1.4's own examples.
+EQUIVALENT = [
+    ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
+    ("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"),
+    (
+        "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+        "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+    ),
+    (
+        "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+        "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+    ),
+]
+NOT_EQUIVALENT = [
+    ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+    ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+    ("sip:a@h", "sips:a@h"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), EQUIVALENT)
+def test_uri_equivalent(a: str, b: str) -> None:
+    assert sip.URI.parse(a).equivalent(sip.URI.parse(b))
+    assert sip.URI.parse(b).equivalent(sip.URI.parse(a))
+
+
+@pytest.mark.parametrize(("a", "b"), NOT_EQUIVALENT)
+def test_uri_not_equivalent(a: str, b: str) -> None:
+    assert not sip.URI.parse(a).equivalent(sip.URI.parse(b))
+    assert not sip.URI.parse(b).equivalent(sip.URI.parse(a))
