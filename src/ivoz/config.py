@@ -34,6 +34,8 @@ class Config:
     tls_key: Path | None = None
     # Largest SIP message accepted on a stream transport, in bytes.
     sip_max_message_size: int = 65535
+    appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
+    appserver_port: int = 5062
 
     # Media relay: ng control socket (UDP) and the RTP port range.
     ng_host: str = "127.0.0.1"
