@@ -200,16 +200,18 @@ class Message:
 
     # -- lazy typed accessors --------------------------------------------------------
 
-    def _required(self, name: str) -> str:
-        value = self.headers.get(name)
-        if value is None:
-            raise _flag(self, bad_request(f"Missing {name} header"))
-        return value
-
-    def _single(self, key: str, name: str) -> None:
-        # RFC 3261 7.3.1 and RFC 4475 3.3.8: these header fields appear at most once.
-        if self.headers._keys.count(key) > 1:
-            raise bad_request(f"Multiple {name} header fields")
+    def _one(self, key: str, name: str) -> str:
+        """The raw value of the single-valued header `key` (400 if missing or repeated)."""
+        headers = self.headers
+        keys = headers._keys
+        try:
+            index = keys.index(key)
+        except ValueError:
+            raise _flag(self, bad_request(f"Missing {name} header")) from None
+        if keys.count(key) > 1:
+            # RFC 3261 7.3.1 and RFC 4475 3.3.8: these header fields appear at most once.
+            raise _flag(self, bad_request(f"Multiple {name} header fields"))
+        return headers._items[index][1]
 
     def _essential(self, exc: RemoteError) -> RemoteError:
         """The same error, flagged with whether a response can still be built."""
@@ -250,11 +252,9 @@ class Message:
         cache = self.headers._cache
         value = cache.get("call-id")
         if value is None:
-            headers = self.headers
-            raw = headers._first("call-id")
-            if not raw or " " in raw or "\t" in raw or headers._keys.count("call-id") > 1:
-                self._single("call-id", "Call-ID")
-                raise _flag(self, bad_request(f"{'Malformed' if raw else 'Missing'} Call-ID"))
+            raw = self._one("call-id", "Call-ID")
+            if not raw or " " in raw or "\t" in raw:
+                raise _flag(self, bad_request("Malformed Call-ID"))
             value = cache["call-id"] = raw
         return value  # type: ignore[return-value]
 
@@ -266,10 +266,7 @@ class Message:
         cache = self.headers._cache
         value = cache.get("cseq")
         if value is None:
-            self._single("cseq", "CSeq")
-            raw = self.headers._first("cseq")
-            if raw is None:
-                raise _flag(self, bad_request("Missing CSeq header"))
+            raw = self._one("cseq", "CSeq")
             try:
                 value = cache["cseq"] = CSeq.parse(raw)
             except RemoteError as exc:
@@ -280,9 +277,9 @@ class Message:
         cache = self.headers._cache
         value = cache.get(key)
         if value is None:
-            self._single(key, name)
+            raw = self._one(key, name)
             try:
-                value = cache[key] = NameAddr.parse(self._required(name))
+                value = cache[key] = NameAddr.parse(raw)
             except RemoteError as exc:
                 raise self._essential(exc) from None
         return cast(NameAddr, value)
@@ -298,23 +295,22 @@ class Message:
     @property
     def from_tag(self) -> str | None:
         """The From tag, read without parsing the rest of From (`from_` validates it)."""
-        return self._tag("from", "From")
+        return self._tag("from", "from-tag", "From")
 
     @property
     def to_tag(self) -> str | None:
         """The To tag, read without parsing the rest of To (`to` validates it)."""
-        return self._tag("to", "To")
+        return self._tag("to", "to-tag", "To")
 
-    def _tag(self, key: str, name: str) -> str | None:
+    def _tag(self, key: str, tag_key: str, name: str) -> str | None:
         cache = self.headers._cache
+        tag = cache.get(tag_key, _SLOW)
+        if tag is not _SLOW:
+            return tag  # type: ignore[return-value]
         address = cache.get(key)
         if address is not None:
             return cast(NameAddr, address).params.get("tag")
-        tag_key = key + "-tag"
-        if tag_key in cache:
-            return cast("str | None", cache[tag_key])
-        self._single(key, name)
-        tag = _fast_tag(self._required(name))
+        tag = _fast_tag(self._one(key, name))
         if tag is _SLOW:
             tag = self._name_addr(key, name).params.get("tag")
         cache[tag_key] = tag
@@ -326,10 +322,9 @@ class Message:
         cache = self.headers._cache
         if "max-forwards" in cache:
             return cast("int | None", cache["max-forwards"])
-        self._single("max-forwards", "Max-Forwards")
-        raw = self.headers.get("Max-Forwards")
         value: int | None = None
-        if raw is not None:
+        if "max-forwards" in self.headers._keys:
+            raw = self._one("max-forwards", "Max-Forwards")
             raw = raw.strip(WS)
             if not raw.isdigit() or not raw.isascii():
                 raise bad_request("Malformed Max-Forwards")
