@@ -153,8 +153,12 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
         company_id=company.id,
         can_impersonate=True,
     )
+    other_admin = m.Administrator(
+        username=f"other{name}", password_hash=password_hash(), level="brand", brand_id=brand.id
+    )
     session.add_all(
         [
+            other_admin,
             ddi,
             server,
             address,
@@ -175,7 +179,7 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
     await session.flush()
     ids = {
         "companies": company.id,
-        "administrators": brand_admin.id,
+        "administrators": other_admin.id,
         "web-portals": portal.id,
         "carriers": carrier.id,
         "carrier-servers": server.id,

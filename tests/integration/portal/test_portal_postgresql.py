@@ -1,0 +1,48 @@
+"""The rights matrix, CRUD, validation, conflicts and auth tests on PostgreSQL.
+
+The test functions are the SQLite ones (tests/unit/portal); this directory's conftest
+makes their database a fresh PostgreSQL database instead.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_portal_auth import (
+    test_impersonation_goes_down_only,
+    test_logout_revokes_the_session,
+)
+from test_portal_crud import (
+    test_client_routes_its_ddis_but_cannot_add_or_renumber,
+    test_level_manages_its_entities,
+    test_restricted_administrator_sees_only_its_grants,
+    test_user_reads_and_changes_its_profile,
+)
+from test_portal_matrix import (
+    test_foreign_impersonation_is_not_found,
+    test_foreign_tenant_reads_and_writes_nothing,
+    test_wrong_level_tokens_are_refused_everywhere,
+)
+from test_portal_validation import (
+    test_conflicts_are_409,
+    test_filters_order_pages,
+    test_invalid_fields_are_named,
+    test_reference_to_missing_object_is_422,
+)
+
+pytestmark = pytest.mark.integration
+
+__all__ = [
+    "test_client_routes_its_ddis_but_cannot_add_or_renumber",
+    "test_conflicts_are_409",
+    "test_filters_order_pages",
+    "test_foreign_impersonation_is_not_found",
+    "test_foreign_tenant_reads_and_writes_nothing",
+    "test_impersonation_goes_down_only",
+    "test_invalid_fields_are_named",
+    "test_level_manages_its_entities",
+    "test_logout_revokes_the_session",
+    "test_reference_to_missing_object_is_422",
+    "test_restricted_administrator_sees_only_its_grants",
+    "test_user_reads_and_changes_its_profile",
+    "test_wrong_level_tokens_are_refused_everywhere",
+]
