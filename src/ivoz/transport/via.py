@@ -27,6 +27,12 @@ def _bare(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def _received(host: str) -> str:
+    # RFC 3261 25.1 writes IPv6 in received bare; RFC 5118 4.5 notes that parsers meet
+    # both forms. We write the bracketed reference, which ivoz.sip's parser accepts.
+    return f"[{host}]" if ":" in host else host
+
+
 def stamped(via: Via, origin: Origin) -> Via | None:
     """The topmost Via with ``received``/``rport`` set, or None when nothing changes.
 
@@ -38,11 +44,11 @@ def stamped(via: Via, origin: Origin) -> Via | None:
         # RFC 3581 4: a bare rport gets the source port, and received MUST then be
         # added even when the sent-by host already equals the source address.
         params["rport"] = str(source.port)
-        params["received"] = source.host
+        params["received"] = _received(source.host)
     elif _bare(via.host).lower() != source.host.lower():
         # RFC 3261 18.2.1: add received when sent-by's host differs from the source
         # (a name is never equal to the packet's source address).
-        params["received"] = source.host
+        params["received"] = _received(source.host)
     if not params:
         return None
     return via.with_params(**params)
@@ -70,7 +76,7 @@ def response_destination(via: Via, origin: Origin) -> ResponseDestination:
         if kind in (Kind.WS, Kind.WSS):
             # RFC 7118 5: only the WebSocket connection leads back to a WS client.
             return ResponseDestination(origin.connection, origin.remote)
-        host = via.received or _bare(via.host)
+        host = _bare(via.received or via.host)
         port = via.port if via.port is not None else kind.default_port
         return ResponseDestination(origin.connection, Address(kind, host, port))
     maddr = via.params.get("maddr")
@@ -80,9 +86,10 @@ def response_destination(via: Via, origin: Origin) -> ResponseDestination:
     rport = via.rport
     if isinstance(rport, int) and not isinstance(rport, bool):
         # RFC 3581 4: to the received address and the rport port (the packet's source).
-        return ResponseDestination(None, Address(kind, via.received or origin.remote.host, rport))
+        host = _bare(via.received) if via.received else origin.remote.host
+        return ResponseDestination(None, Address(kind, host, rport))
     # RFC 3261 18.2.2: to ``received`` (else sent-by host) at sent-by's port or 5060.
-    host = via.received or _bare(via.host)
+    host = _bare(via.received or via.host)
     return ResponseDestination(None, Address(kind, host, via.port or kind.default_port))
 
 

@@ -113,3 +113,13 @@ def test_alias_reuses_the_connection_for_sent_by_port() -> None:
     assert alias_address(via, origin(Kind.UDP)) is None
     no_alias = Via.parse("SIP/2.0/TLS 192.0.2.7:5061;branch=z9hG4bK1")
     assert alias_address(no_alias, origin(Kind.TLS)) is None
+
+
+def test_ipv6_source_is_written_as_a_reference_and_routed_bare() -> None:
+    via = Via.parse("SIP/2.0/UDP [2001:db8::9]:5060;rport;branch=z9hG4bK1")
+    new = stamped(via, origin(host="2001:db8::1"))
+    assert new is not None
+    assert new.received == "[2001:db8::1]"
+    again = Via.parse(str(new))  # what a response carries parses back
+    dest = response_destination(again, origin(host="2001:db8::1"))
+    assert dest.address == Address(Kind.UDP, "2001:db8::1", 40000)
