@@ -523,12 +523,16 @@ class Response(Message):
 # -- parsing ---------------------------------------------------------------------------
 
 
-def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
+def parse_message(
+    data: bytes, *, datagram: bool = True, max_size: int | None = None
+) -> Request | Response:
     """Parse one SIP message; raises only `RemoteError`.
 
     datagram=True: the body runs to the datagram's end and Content-Length, when present,
     must not exceed it (RFC 3261 18.3: extra octets are discarded). datagram=False:
     `data` is exactly one framed message whose body the stream framer cut already.
+    max_size: a message longer than this many octets is refused with 513 (RFC 3261
+    21.5.14), answerable when its headers allow.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise LocalError("parse_message takes bytes")
@@ -599,6 +603,9 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
         except RemoteError as exc:
             raise _flag(message, exc) from None
     message.body = body
+    if max_size is not None and len(data) > max_size:
+        # RFC 3261 21.5.14: 513 Message Too Large.
+        raise _flag(message, RemoteError(513, "Message Too Large"))
     return message
 
 

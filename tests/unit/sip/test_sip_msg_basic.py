@@ -277,3 +277,23 @@ def test_header_block_errors(bad: bytes) -> None:
     with pytest.raises(sip.RemoteError) as err:
         sip.parse_message(bad)
     assert err.value.status == 400
+
+
+def test_max_size_is_513() -> None:
+    assert sip.parse_message(INVITE, max_size=len(INVITE)).call_id
+    with pytest.raises(sip.RemoteError) as err:
+        sip.parse_message(INVITE, max_size=len(INVITE) - 1)
+    assert err.value.status == 513 and err.value.respondable
+
+
+def test_uri_and_version_errors_on_request() -> None:
+    unknown = INVITE.replace(b"INVITE sip:bob@biloxi.example.com", b"INVITE urn:x:y", 1)
+    req = sip.parse_message(unknown)
+    assert isinstance(req, sip.Request)
+    with pytest.raises(sip.RemoteError) as err:
+        _ = req.uri
+    assert err.value.status == 416
+    bad = INVITE.replace(b" SIP/2.0\r\n", b" HTTP/1.1\r\n", 1)
+    with pytest.raises(sip.RemoteError) as err:
+        sip.parse_message(bad)
+    assert err.value.status == 400
