@@ -407,8 +407,8 @@ class _WebSocketProtocol(_Connection):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
-        self.ws.receive_data(data)
         try:
+            self.ws.receive_data(data)  # raises on a bad HTTP handshake
             for event in self.ws.events():
                 self._handle(event)
         except RemoteProtocolError as exc:

@@ -242,3 +242,27 @@ async def test_idle_connections_are_closed() -> None:
     finally:
         writer.close()
         await layer.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # HTTP without an upgrade
+        b"\x16\x03\x01\x00\x05hello\r\n\r\n",  # not HTTP at all
+    ],
+)
+async def test_websocket_listener_refuses_non_websocket_clients(
+    payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer, recorder = await make_layer()
+    bound = await layer.listen(Kind.WS, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", bound.port)
+    try:
+        writer.write(payload)
+        answer = await asyncio.wait_for(reader.read(), 5)  # an HTTP error or nothing, then EOF
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+        assert recorder.messages.empty()
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    finally:
+        writer.close()
+        await layer.close()
