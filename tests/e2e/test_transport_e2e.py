@@ -312,6 +312,11 @@ def test_garbage_flood_leaves_the_server_answering(server: Server) -> None:
         with socket.create_connection((HOST, server.tcp), timeout=5) as sock:
             for _ in range(rng.randrange(1, 4)):
                 sock.sendall(garbage(rng, server.tcp))
+    # A little of the same on the TLS and WebSocket ports (handshakes that go wrong).
+    for port in (server.tls, server.ws, server.wss):
+        for payload in (rng.randbytes(500), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+            with socket.create_connection((HOST, port), timeout=5) as sock:
+                sock.sendall(payload)
     assert server.alive()
     # Answers again on both transports (allow the flood's backlog to drain).
     deadline = time.monotonic() + 30
