@@ -203,6 +203,15 @@ def test_rfc4475(row: Row) -> None:
             sip.parse_message(data)
         assert err.value.status == row.status, err.value
         assert err.value.respondable == row.respondable
+        if row.respondable:
+            # The transport answers from what the parser managed to read.
+            assert err.value.request is not None
+            response = sip.make_response(err.value.request, err.value.status, err.value.reason)
+            parsed = sip.parse_message(response.to_bytes())
+            assert isinstance(parsed, sip.Response) and parsed.status == row.status
+            assert parsed.headers.get_lines("Via") == err.value.request.headers.get_lines("Via")
+        else:
+            assert err.value.request is None
         return
     msg = sip.parse_message(data)
     if row.outcome == "rejected":

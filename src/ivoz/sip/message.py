@@ -29,10 +29,8 @@ _VERSION_RE = re.compile(r"[Ss][Ii][Pp]/[0-9]+\.[0-9]+")
 MAX_CONTENT_LENGTH = 2**31 - 1
 # RFC 3261 20.22: Max-Forwards is an integer in the range 0-255.
 MAX_FORWARDS_MAX = 255
+# RFC 3261 7.3.1: a line that starts with whitespace continues the previous one.
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
-# RFC 3261 7.3.1: header = field-name HCOLON field-value; HCOLON = *( SP / HTAB ) ":" SWS.
-# Matches "\nname: value" up to the next CR or the end of the head (greedy, so trailing
-# whitespace stays in the value and is stripped afterwards in the rare case it exists).
 
 
 def _key(name: str) -> str:
@@ -649,7 +647,9 @@ def _fast_tag(raw: str) -> str | object | None:
 
 def _flag(message: Message, exc: RemoteError) -> RemoteError:
     """`exc` with ``respondable`` telling whether an answer can be built (8.2.6.2)."""
-    return RemoteError(exc.status, exc.reason, respondable=_answerable(message))
+    if isinstance(message, Request) and _answerable(message):
+        return RemoteError(exc.status, exc.reason, request=message)
+    return RemoteError(exc.status, exc.reason, respondable=False)
 
 
 def _answerable(message: Message) -> bool:
@@ -712,11 +712,9 @@ def _request(first: str, headers: Headers, header_error: RemoteError | None) -> 
         request.method = parts[0] if parts and TOKEN_RE.fullmatch(parts[0]) else "UNKNOWN"
         request.request_uri = "sip:invalid"
         request.version = SIP_VERSION
-        raise RemoteError(
-            400,
-            "Malformed Request-Line",
-            respondable=header_error is None and _answerable(request),
-        )
+        if header_error is None:
+            raise _flag(request, bad_request("Malformed Request-Line"))
+        raise RemoteError(400, "Malformed Request-Line", respondable=False)
     method, uri, version = parts
     request.method = method
     request.request_uri = uri
