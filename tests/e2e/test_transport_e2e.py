@@ -7,6 +7,7 @@ codes and connection reuse, and a bounded garbage flood after which it still ans
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -22,6 +23,7 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
 
+from ivoz.transport.tls import CertificateFiles, make_self_signed
 from support.tools import free_port, require_tool, stop_process, wait_for_port
 
 DATA = Path(__file__).parent / "data" / "transport"
@@ -49,9 +51,9 @@ class Server:
         return self.proc.poll() is None
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ivoz-transport")
+@contextlib.contextmanager
+def running_server(data_dir: Path, *extra: str) -> Iterator[Server]:
+    """`ivoz run --role proxy-users` on free ports until the block ends."""
     log = data_dir / "server.log"
     sip = free_port()  # free for both UDP and TCP
     tls, ws, wss = free_port(), free_port(), free_port()
@@ -76,6 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         str(ws),
         "--sip-wss-port",
         str(wss),
+        *extra,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -87,6 +90,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop_process(proc)
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-4000:]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("ivoz-transport")) as running:
+        yield running
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -131,14 +140,18 @@ def read_response(sock: socket.socket) -> bytes:
 
 
 def sipsak(
-    server: Server, transport: str, port: int, extra_env: dict[str, str] | None = None
+    server: Server,
+    transport: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    cafile: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     program = require_tool("sipsak")
     command = [program, "-vv", "-s", f"sip:{HOST}:{port}"]
     if transport != "udp":
         command += ["-E", transport]
     if transport == "tls":
-        command += ["--tls-ca-cert", str(server.cert)]
+        command += ["--tls-ca-cert", str(cafile or server.cert)]
     env = {**os.environ, **(extra_env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
 
@@ -156,6 +169,20 @@ def test_sipsak_options_gets_200(server: Server, transport: str) -> None:
     result = sipsak(server, transport, port, env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SIP/2.0 200 OK" in result.stdout
+
+
+def test_sipsak_tls_with_a_configured_certificate(tmp_path: Path) -> None:
+    files = CertificateFiles(tmp_path / "given-cert.pem", tmp_path / "given-key.pem")
+    make_self_signed(files, hosts=["localhost", HOST])
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    extra = ("--tls-cert", str(files.cert), "--tls-key", str(files.key))
+    with running_server(data_dir, *extra) as configured:
+        env = {"GNUTLS_SYSTEM_PRIORITY_FILE": str(DATA / "gnutls-no-tls13.cfg")}
+        result = sipsak(configured, "tls", configured.tls, env, cafile=files.cert)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SIP/2.0 200 OK" in result.stdout
+    assert not (data_dir / "tls").exists()  # nothing self-signed was made
 
 
 # -- SIPp ------------------------------------------------------------------------------
