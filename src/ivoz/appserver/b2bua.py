@@ -167,6 +167,8 @@ class B2BUA:
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._seq = itertools.count()
         self._subscribers: list[Callable[[CallEvent], None]] = []
+        # called when next_timer() moved earlier (the asyncio shell re-arms its timer)
+        self.timer_changed: Callable[[], None] | None = None
 
     # -- events and timers ------------------------------------------------------------
 
@@ -193,7 +195,10 @@ class B2BUA:
                 log.exception("application server timer failed")
 
     def _at(self, deadline: float, fire: Callable[[float], None]) -> None:
-        heapq.heappush(self._timers, (deadline, next(self._seq), fire))
+        entry = (deadline, next(self._seq), fire)
+        heapq.heappush(self._timers, entry)
+        if self._timers[0] is entry and self.timer_changed is not None:
+            self.timer_changed()
 
     def active_calls(self, user_id: int) -> int:
         """The user's calls in progress here, as caller or as callee (ringing or up)."""

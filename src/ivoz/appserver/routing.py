@@ -120,7 +120,12 @@ class Router:
         if extension.route_type == "number":
             return Reject(*EXTERNAL_UNAVAILABLE), ctx
         user = None if extension.user_id is None else ctx.directory.user(extension.user_id)
-        if extension.route_type != "user" or user is None or user.company_id != ctx.company.id:
+        if (
+            extension.route_type != "user"
+            or user is None
+            or user.company_id != ctx.company.id
+            or not getattr(user, "active", True)
+        ):
             # only users are routable yet (IVRs, hunt groups... come with their issues)
             return Reject(404, "Extension not routable"), ctx
         return self._offer(ctx, user, number)
