@@ -86,6 +86,8 @@ DDI_ROUTES = (
     "prompt",
 )
 FRIEND_AUTH = ("ip", "register")
+CALL_FORWARD_KINDS = ("unconditional", "busy", "noanswer", "unregistered")
+CALL_FORWARD_TARGETS = ("extension", "number")
 ROUTING_TYPES = ("pattern", "group", "fax")
 DISTRIBUTE_METHODS = ("hash", "rr")
 
@@ -561,6 +563,32 @@ class Extension(Base):
     friend_value: Mapped[str | None] = mapped_column(String(25))  # number dialled via friend
 
 
+class CallForwardSetting(Base):
+    """A user's call forward (FEATURES.md row 55): when to divert, and where to.
+
+    ``target`` is an extension number of the same client (``target_type`` "extension")
+    or a number dialled out (``target_type`` "number": E.164 "+34..." or plain digits).
+    ``no_answer_timeout`` (seconds) is how long a "noanswer" forward lets the user ring.
+    """
+
+    __tablename__ = "call_forward_settings"
+    __table_args__ = (
+        _in("kind", CALL_FORWARD_KINDS),
+        _in("target_type", CALL_FORWARD_TARGETS),
+        CheckConstraint("no_answer_timeout > 0 AND no_answer_timeout <= 300", name="timeout"),
+        CheckConstraint("length(target) > 0", name="target"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = _fk("users.id", "CASCADE")
+    company_id: Mapped[int] = _company_fk()
+    brand_id: Mapped[int] = _brand_fk()
+    kind: Mapped[str] = mapped_column(String(15))
+    target_type: Mapped[str] = mapped_column(String(10), default="extension")
+    target: Mapped[str] = mapped_column(String(25))
+    no_answer_timeout: Mapped[int] = mapped_column(default=10)  # seconds
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class DdiProvider(Base):
     __tablename__ = "ddi_providers"
     __table_args__ = (UniqueConstraint("brand_id", "name"),)
@@ -767,6 +795,7 @@ COMPANY_OWNED: tuple[type[Base], ...] = (
     RetailAccount,
     ResidentialDevice,
     Extension,
+    CallForwardSetting,
 )
 
 

@@ -194,6 +194,10 @@ def _self_user(actor: Actor) -> ColumnElement[bool]:
     return m.User.id == actor.user_id
 
 
+def _own_forward(actor: Actor) -> ColumnElement[bool]:
+    return m.CallForwardSetting.user_id == actor.user_id
+
+
 RULES: dict[type[m.Base], Rule] = {
     # reference data and assignable infrastructure sets
     m.Language: _shared,
@@ -228,6 +232,7 @@ RULES: dict[type[m.Base], Rule] = {
     m.Terminal: _company_owned(m.Terminal, _own_terminal),
     m.User: _company_owned(m.User, _self_user),
     m.Extension: _company_owned(m.Extension, _own_extension),
+    m.CallForwardSetting: _company_owned(m.CallForwardSetting, _own_forward),
     m.Ddi: _company_owned(m.Ddi, _own_ddi),
     m.Friend: _company_owned(m.Friend),
     m.RetailAccount: _company_owned(m.RetailAccount),

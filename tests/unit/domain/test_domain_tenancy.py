@@ -210,6 +210,9 @@ async def _populate(url: str) -> World:
                     )
                     user.extension_id = ext.id
                     user.outgoing_ddi_id = ddi.id
+                    s.add(
+                        m.CallForwardSetting(user_id=user.id, company_id=c, kind="busy", target="1")
+                    )
                     await s.flush()
                     world.users[user.id] = (terminal.id, ext.id, ddi.id)
                     world.actors[f"user {bn}{cn}{un}"] = Actor(
@@ -281,6 +284,8 @@ def expected(model: type[m.Base], row: Any, actor: Actor, world: World) -> bool:
         return row.user_id == actor.user_id or row.id == extension_id
     if model is m.Ddi:
         return row.user_id == actor.user_id or row.id == ddi_id
+    if model is m.CallForwardSetting:
+        return bool(row.user_id == actor.user_id)
     return False
 
 
