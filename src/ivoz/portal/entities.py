@@ -150,9 +150,37 @@ EXCLUDE_LOGO = frozenset({"logo"})
 FEATURES = {"feature_ids": ("features", m.Feature)}
 
 
+async def _forward_target(work: Any, values: dict[str, Any], row: Any) -> None:
+    """An extension target is 2-10 digits; a number is E.164 or digits to dial."""
+    kind = values.get("target_type", row.target_type if row is not None else "extension")
+    target = values.get("target", row.target if row is not None else None)
+    if target is None:
+        return
+    if kind == "extension" and not re.fullmatch(r"[0-9]{2,10}", target):
+        raise FieldError("target", "an extension target must be 2 to 10 digits")
+    if kind == "number" and not re.fullmatch(r"\+?[0-9]{1,15}", target):
+        raise FieldError("target", "a number target must be E.164 (+34...) or digits")
+
+
+FORWARD_TYPES = {
+    "kind": _lit(m.CALL_FORWARD_KINDS),
+    "target_type": _lit(m.CALL_FORWARD_TARGETS),
+    "target": Annotated[str, Field(min_length=1, max_length=16)],
+    "no_answer_timeout": Annotated[int, Field(ge=1, le=300)],
+}
+
+
+def _forwards(path: str) -> EntitySpec:
+    return _spec(path, m.CallForwardSetting, types=FORWARD_TYPES, check=_forward_target)
+
+
 def platform() -> list[EntitySpec]:
     return [
-        _spec("brands", m.Brand, relations=FEATURES),
+        _spec(
+            "brands",
+            m.Brand,
+            relations={**FEATURES, "proxy_trunks_ids": ("proxy_trunks", m.ProxyTrunks)},
+        ),
         _spec("companies", m.Company, types=COMPANY_TYPES, relations=FEATURES),
         _administrators("platform"),
         _spec("web-portals", m.WebPortal, types=PORTAL_TYPES, exclude=EXCLUDE_LOGO),
@@ -256,6 +284,7 @@ def client() -> list[EntitySpec]:
                 }
             ),
         ),
+        _forwards("call-forward-settings"),
         _administrators("client"),
         _spec("transformation-rule-sets", m.TransformationRuleSet, **READ_ONLY),
         *_reference(write=False),
@@ -269,4 +298,5 @@ def for_level(level: Level) -> list[EntitySpec]:
         return brand()
     if level == "client":
         return client()
-    return []
+    # A user manages its own call forwards (user_id, company and brand are its own).
+    return [_forwards("call-forwards")]

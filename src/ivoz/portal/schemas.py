@@ -65,6 +65,8 @@ def owner_fields(model: type[Any], level: str) -> frozenset[str]:
         fixed.add("brand_id")
     if level in ("client", "user") and "company_id" in names:
         fixed.add("company_id")
+    if level == "user" and "user_id" in names:
+        fixed.add("user_id")
     return frozenset(fixed)
 
 

@@ -176,6 +176,8 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
     )
     await session.flush()
     user.outgoing_ddi_id = ddi.id
+    forward = m.CallForwardSetting(**common, user_id=user.id, kind="busy", target="1001")
+    session.add(forward)
     await session.flush()
     ids = {
         "companies": company.id,
@@ -198,6 +200,8 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
         "retail-accounts": retail.id,
         "residential-devices": residential.id,
         "client-administrators": client_admin.id,
+        "call-forward-settings": forward.id,
+        "call-forwards": forward.id,
     }
     return Tenant(
         brand_id=brand.id,

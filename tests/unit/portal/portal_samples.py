@@ -115,7 +115,15 @@ def payloads(level: str, seed: Seed, t: Tenant, n: int = 0) -> dict[str, dict[st
             "retail-accounts": {"name": f"retail{n}x", "sip_password": "pw"},
             "residential-devices": {"name": f"res{n}x", "sip_password": "pw"},
             "administrators": {"username": f"cadm{n}", "password": "longenough1"},
+            "call-forward-settings": {
+                "user_id": t.user_id,
+                "kind": "noanswer",
+                "target_type": "number",
+                "target": "+34911000111",
+            },
         }
+    if level == "user":
+        return {"call-forwards": {"kind": "unconditional", "target": "1002"}}
     return {}
 
 
@@ -137,4 +145,5 @@ FOREIGN: dict[tuple[str, str], dict[str, str]] = {
     ("brand", "ddis"): {"company_id": "companies", "ddi_provider_id": "ddi-providers"},
     ("client", "users"): {"terminal_id": "terminals"},
     ("client", "extensions"): {"user_id": "users"},
+    ("client", "call-forward-settings"): {"user_id": "users"},
 }

@@ -13,13 +13,14 @@ from portal_samples import payloads
 DELETE_LAST = ("companies", "brands")
 
 
-@pytest.mark.parametrize("level", ["platform", "brand", "client"])
+@pytest.mark.parametrize("level", ["platform", "brand", "client", "user"])
 async def test_level_manages_its_entities(portal: Portal, level: str) -> None:
     a = portal.seed.a
     headers = {
         "platform": portal.as_platform,
         "brand": lambda: portal.as_brand(a),
         "client": lambda: portal.as_client(a),
+        "user": lambda: portal.as_user(a),
     }[level]()
     base = f"/api/{level}"
     created: list[tuple[str, int]] = []
@@ -113,3 +114,30 @@ async def test_restricted_administrator_sees_only_its_grants(portal: Portal) -> 
     assert r.status_code == 403
     r = await portal.client.get(f"/api/brand/companies/{a.company_id}", headers=headers)
     assert r.status_code == 403
+
+
+async def test_user_manages_only_its_call_forwards(portal: Portal) -> None:
+    a, b = portal.seed.a, portal.seed.b
+    headers = portal.as_user(a)
+    r = await portal.client.post(
+        "/api/user/call-forwards",
+        json={"kind": "busy", "target_type": "extension", "target": "+3491"},
+        headers=headers,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "target"
+    r = await portal.client.post(
+        "/api/user/call-forwards",
+        json={"kind": "noanswer", "target_type": "number", "target": "+34911000222"},
+        headers=headers,
+    )
+    assert r.status_code == 201
+    assert (r.json()["user_id"], r.json()["company_id"]) == (a.user_id, a.company_id)
+    # A user_id in the payload is not accepted: the owner is the caller.
+    r = await portal.client.post(
+        "/api/user/call-forwards",
+        json={"kind": "busy", "target": "1001", "user_id": b.user_id},
+        headers=headers,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
+    r = await portal.client.get("/api/user/call-forwards", headers=headers)
+    assert {f["user_id"] for f in r.json()} == {a.user_id}

@@ -105,7 +105,7 @@ async def test_foreign_tenant_reads_and_writes_nothing(portal: Portal) -> None:
     owner = {"brand": portal.as_brand(a), "client": portal.as_client(a), "user": portal.as_user(a)}
     before = await snapshot(portal)
     checked = 0
-    for level in ("brand", "client"):
+    for level in ("brand", "client", "user"):
         samples = payloads(level, portal.seed, b, n=7)
         for method, path in level_routes(portal, level):
             entity = path.split("/")[1] if path.count("/") else ""
@@ -115,6 +115,7 @@ async def test_foreign_tenant_reads_and_writes_nothing(portal: Portal) -> None:
                 "logout",
                 "whoami",
                 "impersonate",
+                "me",
             ):
                 continue
             a_id = target_id(level, path, a, portal)

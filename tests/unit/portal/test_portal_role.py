@@ -9,11 +9,11 @@ import stat
 from pathlib import Path
 
 import httpx
-from support.tools import free_port
 
 from ivoz.config import Config
 from ivoz.portal import role
 from ivoz.portal.tokens import load_or_create_secret
+from support.tools import free_port
 
 
 async def test_serve_answers_and_stops(tmp_path: Path) -> None:
