@@ -361,3 +361,85 @@ def wait_ng(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
             except OSError:
                 time.sleep(0.1)
     raise TimeoutError(f"no ng answer on {port}:\n{log.read_text()[-6000:]}")
+
+
+# -- seeding helpers (run inside ``seed`` or ``Platform.session``) -------------------------
+
+
+def company(session: Session, domain: str = DOMAIN) -> m.Company:
+    found = session.scalar(select(m.Company).where(m.Company.domain == domain))
+    assert found is not None, f"no client with domain {domain}"
+    return found
+
+
+def add_company(session: Session, name: str, domain: str) -> m.Company:
+    """A second vPBX client of the demo brand, on the demo's relay and server sets."""
+    acme = company(session)
+    client = m.Company(
+        brand_id=acme.brand_id,
+        name=name,
+        type="vpbx",
+        domain=domain,
+        media_relay_set_id=acme.media_relay_set_id,
+        application_server_set_id=acme.application_server_set_id,
+    )
+    session.add(client)
+    session.flush()
+    return client
+
+
+def add_user(
+    session: Session,
+    client: m.Company,
+    sip_username: str,
+    number: str,
+    *,
+    password: str = SECRET,
+    **user_fields: object,
+) -> m.User:
+    """A user with a terminal (``sip_username``/``password``) and extension ``number``."""
+    terminal = m.Terminal(
+        company_id=client.id,
+        brand_id=client.brand_id,
+        name=f"{sip_username}-phone",
+        sip_username=sip_username,
+        sip_password=password,
+        allowed_codecs=["PCMA", "PCMU", "opus"],
+    )
+    session.add(terminal)
+    session.flush()
+    user = m.User(
+        company_id=client.id,
+        brand_id=client.brand_id,
+        name=sip_username.capitalize(),
+        email=f"{sip_username}@{client.domain}",
+        terminal_id=terminal.id,
+        **user_fields,
+    )
+    session.add(user)
+    session.flush()
+    extension = m.Extension(
+        company_id=client.id,
+        brand_id=client.brand_id,
+        number=number,
+        route_type="user",
+        user_id=user.id,
+    )
+    session.add(extension)
+    session.flush()
+    user.extension_id = extension.id
+    return user
+
+
+def demo_user(session: Session, sip_username: str) -> m.User:
+    """The user whose terminal is ``sip_username`` in the demo client."""
+    acme = company(session)
+    terminal = session.scalar(
+        select(m.Terminal).where(
+            m.Terminal.company_id == acme.id, m.Terminal.sip_username == sip_username
+        )
+    )
+    assert terminal is not None, sip_username
+    user = session.scalar(select(m.User).where(m.User.terminal_id == terminal.id))
+    assert user is not None, sip_username
+    return user
