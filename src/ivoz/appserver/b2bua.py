@@ -58,6 +58,7 @@ from ivoz.sip import (
     Response,
     Via,
     make_response,
+    new_branch,
     new_call_id,
     new_tag,
 )
@@ -135,6 +136,7 @@ class Call:
     caller_user_id: int | None = None
     legs: int = 0
     ended: bool = False
+    keys: list[tuple[str, str]] = field(default_factory=list)  # our index entries
 
     def other(self, leg: Leg) -> Leg | None:
         return self.b if leg is self.a else self.a
@@ -292,6 +294,10 @@ class B2BUA:
         if not dialled:
             self._reply(transaction, request, 404, "No number dialled")
             return
+        if request.max_forwards == 0:
+            # RFC 3261 16.3 step 2 (we forward the call on a new leg): 483 Too Many Hops
+            self._reply(transaction, request, 483)
+            return
         if request.call_id in self.calls:
             # the same Call-ID with a new From tag or branch: a loop or a merged request
             # RFC 3261 8.2.2.2: 482 Loop Detected
@@ -319,7 +325,7 @@ class B2BUA:
         )
         self.calls[call.id] = call
         self._invites[id(transaction)] = a
-        self._legs[(call.id, a.to_tag)] = a
+        self._index(call, a.to_tag, a)
         decision, ctx = self.router.dialled(call.ctx, dialled)
         call.ctx = ctx
         self._apply(call, decision, ctx)
@@ -359,7 +365,7 @@ class B2BUA:
         to = NameAddr(URI("sip", ring.dialled or ring.terminal.sip_username, None, domain))
         call_id = new_call_id()
         headers = [
-            ("Via", str(Via(transport.value, host, port))),
+            ("Via", str(Via(transport.value, host, port, {"branch": new_branch()}))),
             # RFC 3261 8.1.1.6: Max-Forwards; as a B2BUA we carry the caller's budget on
             ("Max-Forwards", str(max(1, min(70, (a_invite.max_forwards or 70) - 1)))),
             ("From", str(from_.with_tag(local_tag))),
@@ -380,7 +386,7 @@ class B2BUA:
         invite = Request("INVITE", ruri, headers, a_invite.body)
         b.invite = invite
         call.b = b
-        self._legs[(call_id, local_tag)] = b
+        self._index(call, local_tag, b, call_id)
         b.transaction = self.sip.send_request(
             invite,
             self.proxy,
@@ -729,10 +735,17 @@ class B2BUA:
             return
         self.sip.send_request(bye, destination, _ignore, None)
 
+    def _index(self, call: Call, tag: str, leg: Leg, call_id: str | None = None) -> None:
+        key = (call.id if call_id is None else call_id, tag)
+        self._legs[key] = leg
+        call.keys.append(key)
+
     def _forget(self, call: Call) -> None:
         call.ended = True
         self.calls.pop(call.id, None)
         self._invites.pop(id(call.a.transaction), None)
+        for key in call.keys:
+            self._legs.pop(key, None)
 
     # -- helpers --------------------------------------------------------------------
 

@@ -385,3 +385,68 @@ def test_events_name_their_legs() -> None:
     assert legs == [("CallProgressed", "b1"), ("CallAnswered", "b1"), ("CallAnswered", "a")]
     assert {e.leg.call for e in h.events} == {h.a_invite.call_id}
     assert isinstance(h.events[1], CallAnswered)
+
+
+def test_max_forwards_zero_is_483() -> None:
+    h = Harness()
+    h.invite("1002")
+    request = h.a_invite
+    request.headers.set("Max-Forwards", "0")
+    request.headers.set("Call-ID", "mf0")
+    txn = h.receive(request)
+    assert txn.final.status == 483
+    assert len(h.sip.invites()) == 1
+
+
+def test_b_leg_invite_has_its_own_branch_and_index_is_cleaned() -> None:
+    h = Harness()
+    answered_call(h)
+    (b,) = h.sip.invites()
+    assert b.request.via.is_rfc3261
+    h.ack()
+    h.a_request("BYE")
+    assert not h.b2bua.calls and not h.b2bua._legs and not h.b2bua._invites
+    h.invite("1999")
+    assert not h.b2bua.calls and not h.b2bua._legs
+
+
+def test_cancel_after_answer_changes_nothing() -> None:
+    h = Harness()
+    a, b = answered_call(h)
+    h.b2bua.cancelled(a)
+    assert not b.cancelled and a.statuses.count(487) == 0
+    assert h.b2bua.calls
+
+
+def test_tcp_caller_gets_a_tcp_contact() -> None:
+    from appserver_fakes import AS
+
+    from ivoz.sip import parse_message
+    from ivoz.transport import Address, Kind, Origin
+
+    h = Harness()
+    h.invite("1002")
+    request = parse_message(h.a_invite.to_bytes())
+    request.headers.set("Call-ID", "tcp-call")
+    origin = Origin(
+        Kind.TCP, Address(Kind.TCP, "127.0.0.1", 40000), Address(Kind.TCP, AS.host, AS.port), 7
+    )
+    from appserver_fakes import ServerTxn
+
+    txn = ServerTxn(request)
+    h.b2bua.request_received(request, origin, txn)
+    b = h.sip.invites()[-1]
+    b.respond(180)
+    assert txn.responses[0].headers.get("Contact") == "<sip:ivoz-as@127.0.0.1:5062;transport=tcp>"
+
+
+def test_untrusted_ack_and_in_dialog_requests_are_ignored_or_refused() -> None:
+    h = Harness()
+    answered_call(h)
+    h.ack()
+    # an INFO of the dialog, but from an address that is not the proxy
+    dialog = h._a_dialog()
+    info = dialog.create_request("INFO", via=Via("UDP", "192.0.2.9", 5060))
+    txn = h.receive(info, host="192.0.2.9")
+    assert txn.final.status == 403
+    assert h.sip.requests("INFO") == []
