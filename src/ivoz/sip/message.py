@@ -415,6 +415,7 @@ class Message:
         self.routes  # noqa: B018
         self.record_routes  # noqa: B018
         self.content_type  # noqa: B018
+        self.expires  # noqa: B018
         for name in ("Require", "Proxy-Require", "Supported", "Unsupported"):
             self.option_tags(name)
 
