@@ -34,6 +34,7 @@ class Config:
     tls_key: Path | None = None
     # Largest SIP message accepted on a stream transport, in bytes.
     sip_max_message_size: int = 65535
+    sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
     appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
     appserver_port: int = 5062
 

@@ -3,7 +3,8 @@
 
 API for the proxy role::
 
-    registrar = Registrar(store, directory, secret, keepalive=KeepAlive(sent_by=...))
+    registrar = Registrar(store, directory, secret, keepalive=KeepAlive(sent_by=...),
+                          algorithms=config.sip_digest_algorithms)
     response = await registrar.handle(request, origin, now)   # a REGISTER -> its final response
 
 ``store`` is an :class:`ivoz.state.location.LocationStore` (memory or Redis),
@@ -25,9 +26,10 @@ What the registrar decides, in the order of RFC 3261 10.3:
 1. the AOR's domain (To; the Request-URI when it names a domain) must be a vPBX
    client's SIP domain, else 404; a Request-URI naming another client's domain is 403;
 2. ``Require`` may only ask for ``path`` and ``outbound`` (420 with Unsupported);
-3. digest authentication, realm = that domain: 401 with a SHA-256 then an MD5
-   challenge (RFC 8760 2.4, most preferred first), ``stale=true`` for an expired
-   nonce (RFC 7616 3.3); unknown user and wrong password look the same (401);
+3. digest authentication, realm = that domain: 401 with one challenge per algorithm
+   of ``algorithms``, most preferred first (RFC 8760 2.4: pass ``("SHA-256", "MD5")``;
+   the default is MD5 alone, see ``DEFAULT_ALGORITHMS``), ``stale=true`` for an
+   expired nonce (RFC 7616 3.3); unknown user and wrong password look the same (401);
 4. the authenticated terminal must be the AOR's user (403 otherwise);
 5. ``Contact: *`` only alone and with ``Expires: 0`` (400), removing everything;
 6. each contact's expiry from its ``expires`` parameter, else ``Expires``, else 3600;
@@ -56,15 +58,18 @@ from typing import Protocol
 from ivoz.proxy.nat import KeepAlive, behind_nat
 from ivoz.sip import Contact, LocalError, RemoteError, Request, Response, make_response, new_tag
 from ivoz.sip.auth import CHALLENGE_HEADER, CREDENTIALS_HEADER, Credentials, credentials_for
+from ivoz.sip.digest import ALGORITHMS as DIGEST_ALGORITHMS
 from ivoz.sip.digest import NONCE_LIFETIME, DigestResult, make_challenge, verify
 from ivoz.sip.uri import URI
 from ivoz.state.location import Binding, LocationStore
 from ivoz.transport.address import Origin
 
 __all__ = [
+    "DEFAULT_ALGORITHMS",
     "DEFAULT_EXPIRES",
     "MAX_EXPIRES",
     "MIN_EXPIRES",
+    "RFC8760_ALGORITHMS",
     "Registrar",
     "RegistrarDirectory",
     "aor_of",
@@ -74,7 +79,11 @@ MIN_EXPIRES = 60  # seconds; RFC 3261 10.3 step 7: shorter is 423 Interval Too B
 MAX_EXPIRES = 3600  # seconds; RFC 3261 10.3 step 7: the registrar MAY shorten longer ones
 DEFAULT_EXPIRES = 3600  # seconds; RFC 3261 10.2.1.1 suggests one hour when none is asked
 # RFC 8760 2.4 / RFC 7616 3.7: one challenge per algorithm, most preferred first
-CHALLENGE_ALGORITHMS = ("SHA-256", "MD5")
+RFC8760_ALGORITHMS = ("SHA-256", "MD5")
+# What the registrar offers unless told otherwise (Config.sip_digest_algorithms): MD5
+# alone, because baresip 1.0.0, SIPp 3.6.1 and sipsak 0.9.8 (Debian 12) give up on a
+# 401 that carries a SHA-256 challenge, even after an MD5 one (tested; docs/registrar.md)
+DEFAULT_ALGORITHMS = ("MD5",)
 # option tags this registrar supports (RFC 3261 10.3 step 2, RFC 3327 5.3, RFC 5626 6)
 SUPPORTED = ("path", "outbound")
 REG_ID_MAX = 2**31 - 1  # RFC 5626 12: reg-id = "reg-id" EQUAL 1*DIGIT ; 1 to (2^31 - 1)
@@ -140,9 +149,12 @@ class Registrar:
         nonce_lifetime: float = NONCE_LIFETIME,
         keepalive: KeepAlive | None = None,
         date: bool = True,
+        algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
     ) -> None:
         if not 0 < min_expires <= default_expires <= max_expires:
             raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
+        if not algorithms or any(a.upper() not in DIGEST_ALGORITHMS for a in algorithms):
+            raise ValueError(f"unsupported digest algorithms {algorithms!r}")
         self.store = store
         self.directory = directory
         self.secret = secret
@@ -153,6 +165,7 @@ class Registrar:
         self.nonce_lifetime = nonce_lifetime
         self.keepalive = keepalive
         self.date = date
+        self.algorithms = tuple(a.upper() for a in algorithms)
 
     async def handle(self, request: Request, origin: Origin, now: float | None = None) -> Response:
         """The final response to ``request`` (a REGISTER), after updating the store."""
@@ -219,7 +232,7 @@ class Registrar:
             now,
             password=terminal.sip_password,
             realm=realm,
-            allowed_algorithms=CHALLENGE_ALGORITHMS,
+            allowed_algorithms=self.algorithms,
         )
         if result is not DigestResult.OK:
             # RFC 7616 3.3: stale=true when only the nonce has expired
@@ -394,7 +407,7 @@ class Registrar:
                 now,
                 password=terminal.sip_password,
                 realm=credentials.realm,
-                allowed_algorithms=CHALLENGE_ALGORITHMS,
+                allowed_algorithms=self.algorithms,
             )
             if result is DigestResult.OK:
                 return True
@@ -403,7 +416,7 @@ class Registrar:
     def _challenge(self, request: Request, realm: str, now: float, *, stale: bool) -> _Failed:
         # RFC 3261 22.1 / 10.3 step 3: 401 with WWW-Authenticate, one per algorithm
         response = make_response(request, 401, to_tag=new_tag())
-        for algorithm in CHALLENGE_ALGORITHMS:
+        for algorithm in self.algorithms:
             challenge = make_challenge(
                 realm,
                 self.secret,

@@ -9,7 +9,7 @@ import pytest
 
 from ivoz.proxy import nat
 from ivoz.proxy.nat import KeepAlive
-from ivoz.proxy.registrar import Registrar
+from ivoz.proxy.registrar import RFC8760_ALGORITHMS, Registrar
 from ivoz.sip import Request, Response, parse_message
 from ivoz.sip.auth import challenges
 from ivoz.sip.digest import answer_challenge
@@ -155,7 +155,9 @@ def store() -> MemoryLocationStore:
 
 @pytest.fixture
 def registrar(store: MemoryLocationStore) -> Registrar:
-    return Registrar(store, demo_directory(), SECRET, clock=lambda: NOW)
+    return Registrar(
+        store, demo_directory(), SECRET, clock=lambda: NOW, algorithms=RFC8760_ALGORITHMS
+    )
 
 
 def contact_values(response: Response) -> list[str]:
@@ -174,6 +176,22 @@ async def test_challenge_offers_sha256_then_md5(registrar: Registrar, store: Mem
     assert {c.realm for c in offered} == {ACME}
     assert all(c.qop == ("auth",) and not c.stale for c in offered)
     assert await store.bindings(ALICE, NOW) == []
+
+
+async def test_default_offers_md5_alone(store: MemoryLocationStore) -> None:
+    # baresip 1.0.0, SIPp 3.6.1 and sipsak 0.9.8 refuse a 401 holding a SHA-256 challenge
+    registrar = Registrar(store, demo_directory(), SECRET)
+    response = await registrar.handle(register(), udp_origin(), NOW)
+    assert [c.algorithm for c in challenges(response)] == ["MD5"]
+    request = authorize(response, register(cseq=2), algorithm="MD5")
+    assert (await registrar.handle(request, udp_origin(), NOW)).status == 200
+    # a SHA-256 answer to a registrar that does not offer it is refused
+    sha = Registrar(store, demo_directory(), SECRET, algorithms=("sha-256",))
+    challenge = await sha.handle(register(), udp_origin(), NOW)
+    request = authorize(challenge, register(cseq=3, call_id="x"), algorithm="SHA-256")
+    assert (await registrar.handle(request, udp_origin(), NOW)).status == 401
+    with pytest.raises(ValueError):
+        Registrar(store, demo_directory(), SECRET, algorithms=("SHA-1",))
 
 
 @pytest.mark.parametrize("algorithm", ["SHA-256", "MD5"])
@@ -236,7 +254,7 @@ async def test_stale_nonce_rechallenges_with_stale_true(
 
 async def test_forged_nonce_is_refused(registrar: Registrar, store: MemoryLocationStore):
     challenge = await registrar.handle(register(), udp_origin(), NOW)
-    other = Registrar(store, demo_directory(), b"another secret", clock=lambda: NOW)
+    other = Registrar(store, demo_directory(), b"another secret", algorithms=RFC8760_ALGORITHMS)
     forged = await other.handle(register(), udp_origin(), NOW)
     request = authorize(forged, register(cseq=2))
     assert challenge.status == 401
@@ -534,7 +552,9 @@ async def test_tcp_binding_records_connection(registrar: Registrar, store) -> No
 
 async def test_keepalive_follows_registrations(store: MemoryLocationStore) -> None:
     keepalive = KeepAlive(30.0, sent_by=("127.0.0.1", 5060))
-    registrar = Registrar(store, demo_directory(), SECRET, keepalive=keepalive)
+    registrar = Registrar(
+        store, demo_directory(), SECRET, keepalive=keepalive, algorithms=RFC8760_ALGORITHMS
+    )
     natted = Phone(
         registrar, udp_origin("203.0.113.7", 40000), contacts=("<sip:alice@10.0.0.5:5060>",)
     )
