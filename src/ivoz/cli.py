@@ -2,8 +2,10 @@
 
 ``ivoz run`` starts every role in one process (the embedded default); ``--role``
 picks some of them, so that each runs alone on its own machine. A role is a module
-with ``async def serve(config: Config) -> None`` that runs until cancelled; roles
-whose module is not there yet are reported and skipped.
+with ``async def serve(config: Config, services: Services | None = None) -> None``
+that runs until cancelled; roles whose module is not there yet are reported and
+skipped. The roles of one process share one ``ivoz.services.Services`` (database,
+event bus, directory, live state), made here after the database is prepared.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
+import inspect
 import logging
 import signal
 import sys
@@ -32,7 +35,10 @@ ROLE_MODULES = {
     "portal": "ivoz.portal.role",
 }
 
-RoleServe = Callable[[Config], Coroutine[Any, Any, None]]
+RoleServe = Callable[..., Coroutine[Any, Any, None]]
+
+# Roles that work without the configuration database (a relay on its own machine).
+NO_SERVICES = frozenset({"relay"})
 
 
 def _load_role(role: str) -> RoleServe | None:
@@ -122,12 +128,32 @@ async def _run(config: Config, demo: bool) -> int:
         if prepare is not None:
             await prepare(config, demo=demo)
 
+    services = None
+    if any(role not in NO_SERVICES for role, _ in serves):
+        create = _optional("ivoz.services", "Services")
+        services = None if create is None else await create.create(config)
+    try:
+        return await _serve_roles(config, serves, services)
+    finally:
+        if services is not None:
+            await services.close()
+
+
+def _start_role(serve: RoleServe, config: Config, services: Any) -> Coroutine[Any, Any, None]:
+    # A role module not yet taking the shared services makes its own.
+    if services is not None and len(inspect.signature(serve).parameters) >= 2:
+        return serve(config, services)
+    return serve(config)
+
+
+async def _serve_roles(config: Config, serves: list[tuple[str, RoleServe]], services: Any) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks: dict[asyncio.Task[Any], str] = {
-        asyncio.create_task(serve(config), name=role): role for role, serve in serves
+        asyncio.create_task(_start_role(serve, config, services), name=role): role
+        for role, serve in serves
     }
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

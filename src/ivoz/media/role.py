@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from ivoz.config import Config
 from ivoz.media.ng import NgCommands, NgProtocol, NgServer
 from ivoz.media.relay import DEFAULT_TIMEOUT, Relay, RelaySettings
+
+if TYPE_CHECKING:
+    from ivoz.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,11 @@ def settings_from_config(config: Config) -> RelaySettings:
     )
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, services: Services | None = None) -> None:
+    """Run the relay until cancelled. It needs no shared services (no database, no
+    live state): ``services`` is accepted so that ``ivoz run`` can start every role
+    alike, and is not used."""
+    del services
     loop = asyncio.get_running_loop()
     relay = Relay(settings_from_config(config), loop)
     server = NgServer(NgCommands(relay).handle)
