@@ -9,6 +9,7 @@ payload. Restricted administrators need a grant (entity, read|write) per endpoin
 
 # No `from __future__ import annotations`: FastAPI reads the locally built schemas.
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -107,11 +108,12 @@ async def _relations(work: Work, spec: EntitySpec, values: dict[str, Any]) -> di
     return linked
 
 
-def _apply_passwords(spec: EntitySpec, values: dict[str, Any]) -> None:
+async def _apply_passwords(spec: EntitySpec, values: dict[str, Any]) -> None:
     for name, column in spec.passwords.items():
         plain = values.pop(name, None)
         if plain is not None:
-            values[column] = hash_password(plain)
+            # argon2 is deliberately slow: keep it off the event loop.
+            values[column] = await asyncio.to_thread(hash_password, plain)
 
 
 def _force_owner(work: Work, spec: EntitySpec, values: dict[str, Any], level: str) -> None:
@@ -235,7 +237,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
                 require(work, spec, "write")
                 values = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
                 values = {k: v for k, v in values.items() if v is not None or _nullable(model, k)}
-                _apply_passwords(spec, values)
+                await _apply_passwords(spec, values)
                 _force_owner(work, spec, values, level)
                 values.update(spec.fixed)
                 linked = await _relations(work, spec, values)
@@ -265,7 +267,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
                 for name, value in list(values.items()):
                     if value is None and not _nullable(model, name) and name not in spec.passwords:
                         raise FieldError(name, "may not be null")
-                _apply_passwords(spec, values)
+                await _apply_passwords(spec, values)
                 values.update(await _relations(work, spec, values))
                 refs = dict(values)
                 if "company_id" in refs and _has_column(model, "brand_id"):

@@ -2,8 +2,9 @@
 
 Every error body is ``{"detail": "<sentence>"}``; validation errors add ``errors``, a
 list of ``{"field": "number", "location": "body", "message": "..."}``, one per bad
-field. Database constraint violations (unique, foreign key, check) are 409 Conflict;
-a value the database refuses for its type or size is 422.
+field. Unique and foreign-key violations are 409 Conflict (naming the fields when the
+constraint is known, ``ivoz.domain.errors.explain``); CHECK and NOT NULL violations,
+and values the database refuses for their type or size, are 422.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ivoz.domain.errors import explain
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +106,29 @@ def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _integrity(request: Request, exc: Exception) -> JSONResponse:
     # Unique, foreign-key and check constraints: a racing pair cannot both succeed.
-    text = str(getattr(exc, "orig", exc)).lower()
-    if "foreign key" in text or "violates foreign key" in text:
+    assert isinstance(exc, IntegrityError)
+    violation = explain(exc)
+    fields = [c for c in violation.columns if c not in ("brand_id", "company_id")] or list(
+        violation.columns
+    )
+    errors = [{"field": f, "location": "body", "message": violation.kind} for f in fields]
+    if violation.kind == "unique":
+        what = ", ".join(fields) or "unique values"
+        detail = f"conflict: another object has the same {what}"
+        status = 409
+    elif violation.kind == "foreign_key":
         detail = "conflict: the object is referenced by others or refers to a missing one"
-    elif "unique" in text or "duplicate" in text:
-        detail = "conflict: an object with the same unique values exists"
+        status = 409
+    elif violation.kind in ("check", "not_null"):
+        detail = f"invalid combination of values: {', '.join(fields) or violation.constraint}"
+        status = 422
     else:
         detail = "conflict: the change breaks a database constraint"
-    return JSONResponse({"detail": detail}, status_code=409)
+        status = 409
+    body: dict[str, Any] = {"detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status)
 
 
 def _dbapi(request: Request, exc: Exception) -> JSONResponse:

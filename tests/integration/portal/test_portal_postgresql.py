@@ -23,6 +23,7 @@ from test_portal_matrix import (
     test_wrong_level_tokens_are_refused_everywhere,
 )
 from test_portal_validation import (
+    test_conflict_names_the_fields,
     test_conflicts_are_409,
     test_filters_order_pages,
     test_invalid_fields_are_named,
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 __all__ = [
     "test_client_routes_its_ddis_but_cannot_add_or_renumber",
+    "test_conflict_names_the_fields",
     "test_conflicts_are_409",
     "test_filters_order_pages",
     "test_foreign_impersonation_is_not_found",

@@ -195,3 +195,14 @@ async def test_theme_follows_the_host(portal: Portal) -> None:
     assert r.json() == {"name": "Portal a", "colour": "#112233", "logo": None, "level": "brand"}
     r = await portal.client.get("/my/theme", headers={"Host": "elsewhere.test:8000"})
     assert r.json()["name"] == "Ivoz"
+
+
+async def test_conflict_names_the_fields(portal: Portal) -> None:
+    r = await portal.client.post(
+        "/api/client/terminals",
+        json={"name": "other", "sip_username": "alicea", "sip_password": "x"},
+        headers=portal.as_client(portal.seed.a),
+    )
+    assert r.status_code == 409
+    assert [e["field"] for e in r.json()["errors"]] == ["sip_username"]
+    assert "sip_username" in r.json()["detail"]
