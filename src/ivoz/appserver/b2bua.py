@@ -36,7 +36,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ivoz.appserver.events import (
     CallAnswered,
@@ -67,6 +67,7 @@ from ivoz.sip.timers import TimerConfig
 from ivoz.transport import Address, Kind, Origin
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEADER_COMPANY = "X-Ivoz-Company"
 HEADER_CALLER = "X-Ivoz-Caller-Terminal"
@@ -390,8 +391,8 @@ class B2BUA:
         b.transaction = self.sip.send_request(
             invite,
             self.proxy,
-            lambda response: self._b_response(b, response),
-            lambda status: self._b_failure(b, status),
+            _guarded(lambda response: self._b_response(b, response)),
+            _guarded(lambda status: self._b_failure(b, status)),
         )
         if ring.no_answer_timeout is not None:
             timeout = ring.no_answer_timeout
@@ -577,7 +578,10 @@ class B2BUA:
             return
         wait.on_timer(now)
         for response in wait.responses_to_send():
-            self.sip.respond(leg.ack_transaction, response)
+            try:
+                self.sip.respond(leg.ack_transaction, response)
+            except LocalError:
+                break  # the INVITE transaction is gone (Timer L): nothing to resend on
         if wait.timed_out:
             # RFC 3261 13.3.1.4: no ACK after 64*T1: end the session with BYE
             leg.ack_wait = None
@@ -652,8 +656,10 @@ class B2BUA:
         self.sip.send_request(
             relayed,
             destination,
-            lambda response: self._relayed_response(leg, transaction, request, other, response),
-            lambda status: self._relayed_failure(transaction, request, other, status),
+            _guarded(
+                lambda response: self._relayed_response(leg, transaction, request, other, response)
+            ),
+            _guarded(lambda status: self._relayed_failure(transaction, request, other, status)),
         )
 
     def _relayed_response(
@@ -812,6 +818,21 @@ def _caller_status(status: int, reason: str | None) -> tuple[int, str | None]:
 
 def _ignore(response: Response) -> None:
     return None
+
+
+def _guarded(callback: Callable[[T], None]) -> Callable[[T], None]:
+    """A node callback that logs our errors instead of raising them into the node,
+    and answers nothing for a response whose headers turn out malformed."""
+
+    def run(value: T) -> None:
+        try:
+            callback(value)
+        except RemoteError as exc:
+            log.warning("application server: malformed message dropped (%s)", exc)
+        except Exception:
+            log.exception("application server failed on %r", value)
+
+    return run
 
 
 __all__ = [
