@@ -329,6 +329,11 @@ class Baresip:
         """``reginfo``'s line for the account, colour codes removed."""
         return re.sub(r"\x1b\[[0-9;]*m", "", self.command("reginfo"))
 
+    def drain(self) -> None:
+        """Forget the events so far: later waits see only what happens next."""
+        with self._cond:
+            self._cursor = len(self._events)
+
     def wait_registered(self, timeout: float = 10.0) -> None:
         """Registered (the REGISTER may have succeeded before ctrl_tcp was connected)."""
         deadline = time.monotonic() + timeout

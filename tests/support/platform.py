@@ -80,6 +80,7 @@ class Platform:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     appservers: list[AppServer] = field(default_factory=list)
+    roles: tuple[str, ...] = ()  # () = every role in the platform process
 
     host = HOST
     domain = DOMAIN
@@ -145,7 +146,8 @@ class Platform:
             wait_ready(self.proc, HOST, self.sip_port, self.log)
             wait_ng(self.proc, self.ng_port, self.log)
             wait_for_port(HOST, self.api_port, timeout=READY_TIMEOUT)
-            if _has_module("ivoz.appserver.role"):
+            embedded = not self.roles or "appserver" in self.roles
+            if embedded and _has_module("ivoz.appserver.role"):
                 wait_options(self.proc, HOST, self.appserver_port, self.log, required=True)
         except BaseException:
             self.stop()
@@ -244,7 +246,9 @@ def _register_appservers(platform: Platform, session: Session) -> None:
     """Every application server of this run in the demo's set (added when missing)."""
     app_set = session.scalar(select(m.ApplicationServerSet).order_by(m.ApplicationServerSet.id))
     assert app_set is not None, "the demo made no application server set"
-    wanted = [(HOST, platform.appserver_port)] + [(a.host, a.port) for a in platform.appservers]
+    wanted = [(a.host, a.port) for a in platform.appservers]
+    if not platform.roles or "appserver" in platform.roles:
+        wanted.insert(0, (HOST, platform.appserver_port))
     for host, port in wanted:
         server = session.scalar(select(m.ApplicationServer).where(m.ApplicationServer.ip == host))
         if server is None:
@@ -263,10 +267,21 @@ def _register_appservers(platform: Platform, session: Session) -> None:
 
 @contextlib.contextmanager
 def start_platform(
-    workdir: Path, *, seed: Seed | None = None, extra_appservers: int = 0
+    workdir: Path,
+    *,
+    seed: Seed | None = None,
+    extra_appservers: int = 0,
+    roles: tuple[str, ...] = (),
 ) -> Iterator[Platform]:
-    """Create the demo database, apply ``seed``, run the platform; stop it at exit."""
+    """Create the demo database, apply ``seed``, run the platform; stop it at exit.
+
+    ``roles`` limits the platform process to some roles (``IVOZ_ROLES``), e.g. every
+    role but ``appserver`` when the test runs its application servers itself.
+    """
     platform = _configure(workdir, extra_appservers)
+    if roles:
+        platform.roles = roles
+        platform.env["IVOZ_ROLES"] = ",".join(roles)
     result = subprocess.run(
         platform._ivoz("demo"),
         env=platform.env,
