@@ -314,7 +314,9 @@ class B2BUA:
             invite=request,
             transaction=transaction,
             to_tag=new_tag(),
-            contact=self._contact(local.transport, local.host, local.port),
+            # our address on the transport the INVITE came over (a wildcard listener's
+            # bound host is no use in a Contact: local_via knows what to advertise)
+            contact=self._contact(local.transport, *self.sip.local_via(local.transport.value)),
         )
         call.a = a
         call.ctx = RouteContext(
