@@ -49,6 +49,13 @@ def invite(number: str, company: int, caller: int) -> Request:
     )
 
 
+def fresh_invite(company: int, caller: int, proxy_port: int) -> Request:
+    request = invite("1002", company, caller)
+    request.headers.set("Via", f"SIP/2.0/UDP 127.0.0.1:{proxy_port};branch=z9hG4bK{new_tag()}")
+    request.headers.set("Record-Route", f"<sip:127.0.0.1:{proxy_port};lr>")
+    return request
+
+
 def test_proxy_address_and_trust_from_config() -> None:
     config = Config(sip_host="0.0.0.0", sip_udp_port=5999, sip_advertised_host="192.0.2.1")
     assert proxy_address(config) == Address(Kind.UDP, "127.0.0.1", 5999)
@@ -204,6 +211,37 @@ async def test_call_over_loopback_with_sip_node(tmp_path: Path) -> None:
         bye_b = await peer.expect(is_request("BYE"))
         assert bye_b.call_id == b.call_id
         peer.send(make_response(bye_b, 200), as_port)
+
+        # Bob is busy: 486 on the B-leg (ACKed by the node's transaction), 486 to Alice
+        busy_a = fresh_invite(company.id, alice.id, proxy_port)
+        peer.send(busy_a, as_port)
+        busy_b = await peer.expect(is_request("INVITE"))
+        peer.send(make_response(busy_b, 486, to_tag=new_tag()), as_port)
+        await peer.expect(lambda m: isinstance(m, Request) and m.method == "ACK")
+        await peer.expect(is_response(486, busy_a.call_id))
+
+        # Alice hangs up while Bob's phone rings: CANCEL both ways, 487 to Alice
+        ring_a = fresh_invite(company.id, alice.id, proxy_port)
+        peer.send(ring_a, as_port)
+        ring_b = await peer.expect(is_request("INVITE"))
+        peer.send(make_response(ring_b, 180, to_tag=new_tag()), as_port)
+        await peer.expect(is_response(180, ring_a.call_id))
+        cancel = Request(
+            "CANCEL",
+            ring_a.request_uri,
+            [
+                ("Via", ring_a.headers.get("Via")),
+                ("Max-Forwards", "70"),
+                ("From", ring_a.headers.get("From")),
+                ("To", ring_a.headers.get("To")),
+                ("Call-ID", ring_a.call_id),
+                ("CSeq", "1 CANCEL"),
+            ],
+        )
+        peer.send(cancel, as_port)
+        await peer.expect(is_response(487, ring_a.call_id))
+        cancel_b = await peer.expect(is_request("CANCEL"))
+        assert cancel_b.call_id == ring_b.call_id
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
