@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from .errors import LocalError
-from .grammar import TOKEN_RE, split_list
+from .grammar import TOKEN_RE, WS, split_list
 
 T = TypeVar("T")
 
@@ -143,41 +143,46 @@ def _check_value(name: str, value: str) -> None:
 
 
 class Headers:
-    """Ordered header fields: (name as written, raw value), looked up case-insensitively."""
+    """Ordered header fields: (name as written, value), looked up case-insensitively.
 
-    __slots__ = ("_cache", "_items", "_keys")
+    Each line is kept as the parser cut it, ``(name, ":", raw value)``, and the value's
+    surrounding whitespace (RFC 3261 7.3.1 SWS) is stripped when it is read, so the
+    parser never touches a value nobody asks for.
+    """
+
+    __slots__ = ("_cache", "_keys", "_lines")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._keys: list[str] = []
-        self._items: list[tuple[str, str]] = []
+        self._lines: list[tuple[str, str, str]] = []
         self._cache: dict[str, object] = {}
         for name, value in items:
             self.add(name, value)
 
     @classmethod
-    def _raw(cls, keys: list[str], items: list[tuple[str, str]]) -> Headers:
-        """Build from already-split lists without checks (the parser's fast path)."""
+    def _raw(cls, keys: list[str], lines: list[tuple[str, str, str]]) -> Headers:
+        """Build from already-split lines without checks (the parser's fast path)."""
         self = cls.__new__(cls)
         self._keys = keys
-        self._items = items
+        self._lines = lines
         self._cache = {}
         return self
 
     def copy(self) -> Headers:
-        return Headers._raw(list(self._keys), list(self._items))
+        return Headers._raw(list(self._keys), list(self._lines))
 
     def get(self, name: str) -> str | None:
         """The first value of header `name` (verbatim, not split), or None."""
         key = _KNOWN.get(name) or canonical(name)
         try:
-            return self._items[self._keys.index(key)][1]
+            return self._lines[self._keys.index(key)][2].strip(WS)
         except ValueError:
             return None
 
     def _first(self, key: str) -> str | None:
         """`get` by canonical key (the accessors' fast path)."""
         try:
-            return self._items[self._keys.index(key)][1]
+            return self._lines[self._keys.index(key)][2].strip(WS)
         except ValueError:
             return None
 
@@ -186,19 +191,21 @@ class Headers:
         key = _KNOWN.get(name) or canonical(name)
         keys = self._keys
         if keys.count(key) == 1:
-            value = self._items[keys.index(key)][1]
+            value = self._lines[keys.index(key)][2]
             if key in LIST_HEADERS:
                 return split_list(value)
-            return [value]
-        values = [item[1] for k, item in zip(keys, self._items, strict=True) if k == key]
+            return [value.strip(WS)]
+        values = [line[2] for k, line in zip(keys, self._lines, strict=True) if k == key]
         if key in LIST_HEADERS:
             return [part for v in values for part in split_list(v)]
-        return values
+        return [v.strip(WS) for v in values]
 
     def get_lines(self, name: str) -> list[str]:
         """Every header line's value for `name`, not split at commas."""
         key = canonical(name)
-        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
+        return [
+            line[2].strip(WS) for k, line in zip(self._keys, self._lines, strict=True) if k == key
+        ]
 
     def set(self, name: str, value: str) -> None:
         """Replace every `name` header with one holding `value` (at the first's place)."""
@@ -210,10 +217,10 @@ class Headers:
         except ValueError:
             self._insert(len(self._keys), key, name, value)
             return
-        self._items[index] = (name, value)
+        self._lines[index] = (name, ":", value)
         for i in range(len(self._keys) - 1, index, -1):
             if self._keys[i] == key:
-                del self._keys[i], self._items[i]
+                del self._keys[i], self._lines[i]
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add a `name` header: after the others, or (first=True) above the topmost one."""
@@ -231,7 +238,7 @@ class Headers:
 
     def _insert(self, index: int, key: str, name: str, value: str) -> None:
         self._keys.insert(index, key)
-        self._items.insert(index, (name, value))
+        self._lines.insert(index, (name, ":", value))
 
     def remove(self, name: str) -> None:
         """Remove every `name` header (no error when there is none)."""
@@ -241,7 +248,7 @@ class Headers:
         self._cache.clear()
         keep = [i for i, k in enumerate(self._keys) if k != key]
         self._keys = [self._keys[i] for i in keep]
-        self._items = [self._items[i] for i in keep]
+        self._lines = [self._lines[i] for i in keep]
 
     def remove_first(self, name: str) -> str | None:
         """Remove the topmost value of `name` (one list element, e.g. a proxy's own Via).
@@ -254,12 +261,13 @@ class Headers:
         except ValueError:
             return None
         self._cache.clear()
-        written, value = self._items[index]
+        written, _, raw = self._lines[index]
+        value = raw.strip(WS)
         parts = split_list(value) if key in LIST_HEADERS else []
         if len(parts) > 1:
-            self._items[index] = (written, ", ".join(parts[1:]))
+            self._lines[index] = (written, ":", ", ".join(parts[1:]))
             return parts[0]
-        del self._keys[index], self._items[index]
+        del self._keys[index], self._lines[index]
         return value
 
     def __contains__(self, name: object) -> bool:
@@ -272,8 +280,8 @@ class Headers:
         return self.items()
 
     def items(self) -> Iterator[tuple[str, str]]:
-        """(name as written, raw value) for every header line, in order."""
-        return iter(self._items)
+        """(name as written, value) for every header line, in order."""
+        return ((name, raw.strip(WS)) for name, _, raw in self._lines)
 
     def keys(self) -> list[str]:
         """The canonical (lower-case, full) name of every header line, in order."""
@@ -282,14 +290,14 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._keys == other._keys and [v for _, v in self._items] == [
-            v for _, v in other._items
+        return self._keys == other._keys and [v for _, v in self.items()] == [
+            v for _, v in other.items()
         ]
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({list(self.items())!r})"
 
     def parsed(self, key: str, parse: Callable[[], T]) -> T:
         """The typed value cached under `key`, computed by `parse` on first use."""

@@ -38,7 +38,9 @@ def _key(name: str) -> str:
     return COMPACT.get(key, key)
 
 
-def _split_slowly(head: str) -> tuple[list[str], list[tuple[str, str]], RemoteError | None]:
+def _split_slowly(
+    head: str,
+) -> tuple[list[str], list[tuple[str, str, str]], RemoteError | None]:
     """Line by line for unusual spellings, folding and errors.
 
     Keeps the good lines and the first error, so that a 400 can still be answered.
@@ -47,7 +49,7 @@ def _split_slowly(head: str) -> tuple[list[str], list[tuple[str, str]], RemoteEr
         # RFC 3261 7.3.1: a line starting with whitespace continues the previous one.
         head = _FOLD_RE.sub(" ", head)
     keys: list[str] = []
-    items: list[tuple[str, str]] = []
+    lines: list[tuple[str, str, str]] = []
     error: RemoteError | None = None
     for line in head.split("\r\n")[1:]:
         name, colon, value = line.partition(":")
@@ -59,8 +61,8 @@ def _split_slowly(head: str) -> tuple[list[str], list[tuple[str, str]], RemoteEr
             error = error or bad_request("Bare CR or LF in a header")
             continue
         keys.append(_KNOWN.get(name) or _key(name))
-        items.append((name, value.strip(WS)))
-    return keys, items, error
+        lines.append((name, ":", value))
+    return keys, lines, error
 
 
 # RFC 3261 21: default reason phrases.
@@ -180,12 +182,14 @@ class Message:
         lines = [self.start_line]
         length_done = False
         h = self.headers
-        for key, (name, value) in zip(h._keys, h._items, strict=True):
+        for key, (name, _, raw) in zip(h._keys, h._lines, strict=True):
             if key == "content-length":
                 if length_done:
                     continue
                 value = str(len(body))
                 length_done = True
+            else:
+                value = raw.strip(WS)
             lines.append(f"{name}: {value}")
         if not length_done:
             # RFC 3261 20.14: mandatory on streams, harmless on datagrams.
@@ -209,7 +213,7 @@ class Message:
         if keys.count(key) > 1:
             # RFC 3261 7.3.1 and RFC 4475 3.3.8: these header fields appear at most once.
             raise _flag(self, bad_request(f"Multiple {name} header fields"))
-        return headers._items[index][1]
+        return headers._lines[index][2].strip(WS)
 
     def _essential(self, exc: RemoteError) -> RemoteError:
         """The same error, flagged with whether a response can still be built."""
@@ -563,10 +567,9 @@ def parse_message(
     keys: list[str] = [known.get(n) if c else None for n, c, _ in parts]  # type: ignore[misc]
     header_error: RemoteError | None = None
     if None in keys or head.count("\n") != len(parts) or head.count("\r") != len(parts):
-        keys, items, header_error = _split_slowly(head)
-    else:
-        items = [(n, v.strip(WS)) for n, _, v in parts]
-    headers = Headers._raw(keys, items)
+        keys, parts, header_error = _split_slowly(head)
+    # Values keep their surrounding whitespace until read (Headers strips on access).
+    headers = Headers._raw(keys, parts)
 
     message: Request | Response
     if first.startswith("SIP/"):
@@ -578,10 +581,12 @@ def parse_message(
     body = data[body_start:]
     if "content-length" in keys:
         try:
-            length = items[keys.index("content-length")][1]
+            length = parts[keys.index("content-length")][2].strip(WS)
             if keys.count("content-length") > 1:
                 lengths = {
-                    v for k, (_, v) in zip(keys, items, strict=True) if k == "content-length"
+                    v.strip(WS)
+                    for k, (_, _, v) in zip(keys, parts, strict=True)
+                    if k == "content-length"
                 }
                 if len(lengths) > 1:
                     # RFC 4475 3.3.9 (mcl01): conflicting Content-Length values.
@@ -748,9 +753,10 @@ def make_response(
     """
     src = request.headers
     headers = Headers()
-    for key, (name, value) in zip(src._keys, src._items, strict=True):
+    for key, line in zip(src._keys, src._lines, strict=True):
         if key == "via":
-            headers._insert(len(headers._keys), key, name, value)
+            headers._keys.append(key)
+            headers._lines.append(line)
     for name in ("From", "To", "Call-ID", "CSeq"):
         copied = src.get(name)
         if copied is None:
