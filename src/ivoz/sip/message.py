@@ -537,9 +537,10 @@ def parse_message(
     max_size: a message longer than this many octets is refused with 513 (RFC 3261
     21.5.14), answerable when its headers allow.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise LocalError("parse_message takes bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise LocalError("parse_message takes bytes")
+        data = bytes(data)
     start = 0
     # RFC 3261 7.5: implementations SHOULD ignore CRLFs before the start line.
     if data[:1] in (b"\r", b"\n"):
@@ -706,6 +707,27 @@ def _response(first: str, headers: Headers) -> Response:
     return response
 
 
+# Methods of RFC 3261 and its extensions, known to be tokens (skips the regex).
+_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+
+
 def _request(first: str, headers: Headers, header_error: RemoteError | None) -> Request:
     # RFC 3261 7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF
     # (exactly one SP between the elements: RFC 4475 3.1.2.7 and 3.1.2.8).
@@ -725,7 +747,7 @@ def _request(first: str, headers: Headers, header_error: RemoteError | None) -> 
     request.method = method
     request.request_uri = uri
     request.version = version
-    if TOKEN_RE.fullmatch(method) is None:
+    if method not in _METHODS and TOKEN_RE.fullmatch(method) is None:
         raise RemoteError(400, "Malformed method", respondable=False)
     if header_error is not None:
         raise _flag(request, header_error)
