@@ -10,7 +10,9 @@ then tells the proxy where a request for that binding goes:
 
 1. over the registration's connection while it is alive (RFC 5626 5.3, RFC 7118: a
    WebSocket or NATed TCP phone is reachable only that way);
-2. else, for a phone behind NAT, to the address the REGISTER came from;
+2. else, for a phone behind NAT, to the address the REGISTER came from (for a stream
+   transport only when the Contact's host is not that source's host: otherwise only
+   the source port was ephemeral, and the Contact's port is where the phone listens);
 3. else to the Contact URI's host, port and transport (RFC 3263 reduced to what a
    literal address needs: no NAPTR or SRV lookups).
 
@@ -172,9 +174,19 @@ def destination(binding: Binding, alive: Callable[[int], bool] | None = None) ->
         fallback = received or _contact_address(binding)
         if fallback is not None:
             return Target(fallback, connection)
-    if binding.nat and received is not None:
-        return Target(received)
     address = _contact_address(binding)
+    # a stream phone whose Contact host is its source host is not behind a NAT (only
+    # its source port was ephemeral): a new connection goes to its Contact's port
+    if (
+        binding.nat
+        and received is not None
+        and (
+            received.transport is Kind.UDP
+            or address is None
+            or not _same_host(address.host, received.host)
+        )
+    ):
+        return Target(received)
     if address is None:
         if received is None:
             raise ValueError(f"binding {binding.contact!r} has no usable address")

@@ -1,14 +1,21 @@
-"""RedisLocationStore against a real Redis server: per-binding expiry, key TTL, index."""
+"""RedisLocationStore against a real Redis server: per-binding expiry, key TTL, index, and
+the registrar of two proxies sharing it."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio
 
+from ivoz.proxy.registrar import Registrar
+from ivoz.sip import Request, parse_message
+from ivoz.sip.auth import challenges
+from ivoz.sip.digest import answer_challenge
 from ivoz.state import Binding, LocationStore, RedisLocationStore
+from ivoz.transport import Address, Kind, Origin
 from support.redis import redis_url
 
 pytestmark = pytest.mark.integration
@@ -90,3 +97,80 @@ async def test_redis_shared_between_two_stores(client: redis.asyncio.Redis) -> N
     two = RedisLocationStore(client, prefix=one.prefix, clock=lambda: NOW)
     await one.save(binding("sip:a@h", NOW + 100))
     assert [b.contact for b in await two.bindings("alice@acme.ivoz.test", NOW)] == ["sip:a@h"]
+
+
+class _Directory:
+    """The two lookups the registrar makes, for one client and one terminal."""
+
+    @dataclass(frozen=True)
+    class Company:
+        id: int = 1
+        domain: str = "acme.ivoz.test"
+
+    @dataclass(frozen=True)
+    class Terminal:
+        id: int = 11
+        company_id: int = 1
+        sip_username: str = "alice"
+        sip_password: str = "alice-secret"
+
+    def company_by_domain(self, domain: str) -> Company | None:
+        return self.Company() if domain == "acme.ivoz.test" else None
+
+    def terminal(self, company_id: int, sip_username: str) -> Terminal | None:
+        return self.Terminal() if (company_id, sip_username) == (1, "alice") else None
+
+
+def _register(cseq: int, contact: str, authorization: str | None = None) -> Request:
+    lines = [
+        "REGISTER sip:acme.ivoz.test SIP/2.0",
+        f"Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-{cseq};rport",
+        "From: <sip:alice@acme.ivoz.test>;tag=a",
+        "To: <sip:alice@acme.ivoz.test>",
+        "Call-ID: redis-reg",
+        f"CSeq: {cseq} REGISTER",
+        f"Contact: {contact}",
+        *([f"Authorization: {authorization}"] if authorization else []),
+        "Content-Length: 0",
+        "",
+        "",
+    ]
+    request = parse_message("\r\n".join(lines).encode())
+    assert isinstance(request, Request)
+    return request
+
+
+async def test_registrar_over_redis(client: redis.asyncio.Redis) -> None:
+    # two proxies share the store: one registers, the other sees the binding and removes it
+    store = store_for(client)
+    other = RedisLocationStore(client, prefix=store.prefix, clock=lambda: NOW)
+    registrar = Registrar(store, _Directory(), b"secret", clock=lambda: NOW)
+    origin = Origin(
+        Kind.UDP, Address(Kind.UDP, "203.0.113.7", 40000), Address(Kind.UDP, "127.0.0.1", 5060)
+    )
+    contact = "<sip:alice@10.0.0.5:5060>"
+    challenge = await registrar.handle(_register(1, contact), origin, NOW)
+    assert challenge.status == 401
+    (offered,) = challenges(challenge)
+    credentials = answer_challenge(
+        offered,
+        method="REGISTER",
+        uri="sip:acme.ivoz.test",
+        username="alice",
+        password="alice-secret",
+    )
+    ok = await registrar.handle(_register(2, contact, str(credentials)), origin, NOW)
+    assert ok.status == 200
+    (binding,) = await other.bindings("alice@acme.ivoz.test", NOW + 1)
+    assert (binding.nat, binding.received, binding.company_id) == (
+        True,
+        "udp:203.0.113.7:40000",
+        1,
+    )
+    assert [b.contact for b in await other.by_company(1, NOW)] == ["sip:alice@10.0.0.5:5060"]
+    second = Registrar(other, _Directory(), b"secret", clock=lambda: NOW)
+    bye = await second.handle(
+        _register(3, contact + ";expires=0", str(credentials)), origin, NOW + 1
+    )
+    assert bye.status == 200 and bye.headers.get_all("Contact") == []
+    assert await store.bindings("alice@acme.ivoz.test", NOW + 1) == []

@@ -546,8 +546,34 @@ async def test_tcp_binding_records_connection(registrar: Registrar, store) -> No
     assert binding.received == "tcp:192.0.2.10:40123" and binding.nat
     source = Address(Kind.TCP, "192.0.2.10", 40123)
     assert nat.destination(binding, alive=lambda c: c == 7) == nat.Target(source, 7)
+    # the connection is gone and the phone is not behind a NAT (its Contact host is the
+    # source host): a new connection goes to the port it listens on
+    listening = Address(Kind.TCP, "192.0.2.10", 5060)
+    assert nat.destination(binding, alive=lambda c: False) == nat.Target(listening)
+
+
+async def test_tcp_binding_behind_nat(registrar: Registrar, store) -> None:
+    origin = tcp_origin(host="203.0.113.7", port=40123, connection=7)
+    contact = "<sip:alice@10.0.0.5:5060;transport=tcp>"
+    await Phone(registrar, origin, contacts=(contact,), transport="TCP").send()
+    (binding,) = await store.bindings(ALICE, NOW)
+    source = Address(Kind.TCP, "203.0.113.7", 40123)
+    assert nat.destination(binding, alive=lambda c: c == 7) == nat.Target(source, 7)
     # the connection is gone: the NAT mapping it used is the best remaining bet
     assert nat.destination(binding, alive=lambda c: False) == nat.Target(source)
+
+
+async def test_websocket_binding_uses_its_connection(registrar: Registrar, store) -> None:
+    # RFC 7118: a WebSocket phone's Contact host is a made-up name; only its connection
+    # reaches it
+    local = Address(Kind.WSS, "127.0.0.1", 10081)
+    origin = Origin(Kind.WSS, Address(Kind.WSS, "198.51.100.4", 51000), local, 12)
+    contact = "<sip:k3js8d@df7jal23ls0d.invalid;transport=ws>;expires=300"
+    await Phone(registrar, origin, contacts=(contact,), transport="WSS").send()
+    (binding,) = await store.bindings(ALICE, NOW)
+    assert (binding.transport, binding.connection_id, binding.nat) == ("WSS", 12, True)
+    source = Address(Kind.WSS, "198.51.100.4", 51000)
+    assert nat.destination(binding, alive=lambda c: True) == nat.Target(source, 12)
 
 
 async def test_keepalive_follows_registrations(store: MemoryLocationStore) -> None:
