@@ -31,10 +31,11 @@ the caller's company and terminal come only from the proxy's ``X-Ivoz-*`` header
 
 from __future__ import annotations
 
+import enum
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -87,6 +88,56 @@ CARRIED = (
 )
 
 
+class LegState(enum.Enum):
+    TRYING = "trying"  # INVITE sent or received, nothing more yet
+    EARLY = "early"  # a provisional response came (B) or went (A)
+    ANSWERED = "answered"  # 2xx to the INVITE
+    FAILED = "failed"  # a final non-2xx response to the INVITE
+    CANCELLED = "cancelled"  # given up before answer: CANCEL sent (B) or 487 sent (A)
+    ENDED = "ended"  # BYE sent or received after answer
+
+
+class LegInput(enum.Enum):
+    PROGRESS = "1xx"
+    ANSWER = "2xx"
+    FAIL = "300-699"
+    CANCEL = "cancel"
+    HANG_UP = "BYE"
+
+
+_T, _E, _A = LegState.TRYING, LegState.EARLY, LegState.ANSWERED
+_IN = LegInput
+
+LEG_TABLE: Mapping[tuple[LegState, LegInput], LegState] = {
+    # RFC 3261 13.2.2.1 / 13.3.1.1: provisional responses while the INVITE is pending
+    (_T, _IN.PROGRESS): _E,
+    (_E, _IN.PROGRESS): _E,
+    # RFC 3261 13.2.2.4: a 2xx establishes the session
+    (_T, _IN.ANSWER): _A,
+    (_E, _IN.ANSWER): _A,
+    # RFC 3261 13.2.2.3: a final non-2xx ends the attempt
+    (_T, _IN.FAIL): LegState.FAILED,
+    (_E, _IN.FAIL): LegState.FAILED,
+    # RFC 3261 9: CANCEL only makes sense before the final response
+    (_T, _IN.CANCEL): LegState.CANCELLED,
+    (_E, _IN.CANCEL): LegState.CANCELLED,
+    # RFC 3261 15: BYE ends an established session
+    (_A, _IN.HANG_UP): LegState.ENDED,
+}
+del _T, _E, _A, _IN
+
+RINGING = frozenset({LegState.TRYING, LegState.EARLY})
+LIVE = frozenset({LegState.TRYING, LegState.EARLY, LegState.ANSWERED})
+
+
+def render_leg_table() -> str:
+    """:data:`LEG_TABLE` as markdown, as docs/application-server.md shows it."""
+    lines = ["| state | input | next state |", "|---|---|---|"]
+    for (state, what), after in LEG_TABLE.items():
+        lines.append(f"| {state.value} | {what.value} | {after.value} |")
+    return "\n".join(lines)
+
+
 @dataclass(eq=False)
 class Leg:
     """One side of a call: its dialog and how to reach the peer."""
@@ -95,8 +146,7 @@ class Leg:
     call: Call
     fallback: Address  # where requests go when the dialog has no route set
     dialog: Dialog | None = None
-    answered: bool = False
-    ended: bool = False
+    state: LegState = LegState.TRYING
     # UAS duty after our 2xx to an INVITE on this leg (RFC 3261 13.3.1.4)
     ack_wait: AckWait | None = None
     ack_transaction: Any = None
@@ -104,6 +154,21 @@ class Leg:
     owed_ack: tuple[Leg, int] | None = None
     # ACKs we sent on this leg, by the INVITE's CSeq number, for 2xx retransmissions
     acks: dict[int, tuple[Request, Address]] = field(default_factory=dict)
+
+    def move(self, what: LegInput) -> None:
+        after = LEG_TABLE.get((self.state, what))
+        if after is None:
+            raise LocalError(f"leg {self.id}: {what.value} is illegal in state {self.state.value}")
+        self.state = after
+
+    @property
+    def ringing(self) -> bool:
+        """The INVITE awaits its final response."""
+        return self.state in RINGING
+
+    @property
+    def answered(self) -> bool:
+        return self.state is LegState.ANSWERED
 
 
 @dataclass(eq=False)
@@ -120,7 +185,6 @@ class BLeg(Leg):
     transaction: Any = None
     ring: Ring | None = None
     ctx: RouteContext | None = None
-    abandoned: bool = False  # CANCELled by us: a late 2xx is ACKed and BYEd
     dialogs: dict[str, Dialog] = field(default_factory=dict)  # early dialogs, by To tag
 
     @property
@@ -211,7 +275,7 @@ class B2BUA:
                 continue
             b = call.b
             if call.caller_user_id == user_id or (
-                b is not None and not b.ended and b.user_id == user_id
+                b is not None and b.state in LIVE and b.user_id == user_id
             ):
                 count += 1
         return count
@@ -259,7 +323,7 @@ class B2BUA:
     def cancelled(self, transaction: Any) -> None:
         """RFC 3261 9.2: the caller's CANCEL matched its INVITE; end the ringing call."""
         a = self._invites.get(id(transaction))
-        if a is None or a.answered or a.ended or a.invite is None:
+        if a is None or not a.ringing or a.invite is None:
             return
         call = a.call
         b = call.b
@@ -410,12 +474,13 @@ class B2BUA:
         if 200 <= status < 300:
             self._b_success(b, response)
             return
-        if b.abandoned or b.ended or call.ended or call.b is not b:
+        if not b.ringing or call.ended or call.b is not b:
             return
         tag = response.to_tag
         if status < 200:
             if tag is not None and response.headers.get("Contact") is not None:
                 self._b_dialog(b, response)
+            b.move(LegInput.PROGRESS)
             self._emit(CallProgressed(b.id, status))
             self._relay_provisional(call, response)
             return
@@ -450,19 +515,19 @@ class B2BUA:
         dialog = self._b_dialog(b, response)
         if dialog is None:
             return
-        if b.dialog is not None or b.abandoned or call.ended or call.b is not b:
+        if b.dialog is not None or not b.ringing or call.ended or call.b is not b:
             # RFC 3261 13.2.2.4 / 15: a 2xx we do not want (crossed our CANCEL, a
             # second fork, a leg given up) is ACKed, then the dialog is ended with BYE
             self._ack(b, dialog, seq, b"", None)
             self._send_bye(b, dialog)
             return
         b.dialog = dialog
-        b.answered = True
+        b.move(LegInput.ANSWER)
         self._emit(CallAnswered(b.id))
         a = call.a
         assert a.invite is not None
         ok = self._a_response(a, 200, None, response)
-        a.answered = True
+        a.move(LegInput.ANSWER)
         self._emit(CallAnswered(a.id))
         self._wait_ack(a, a.transaction, ok)
         if b.invite is not None and b.invite.body:
@@ -474,13 +539,13 @@ class B2BUA:
 
     def _b_failure(self, b: BLeg, status: int) -> None:
         """The node gave up on the B-leg INVITE (408 timeout, 503 transport error)."""
-        if b.answered or b.abandoned or b.ended or b.call.ended or b.call.b is not b:
+        if not b.ringing or b.call.ended or b.call.b is not b:
             return
         self._b_failed(b, status)
 
     def _b_failed(self, b: BLeg, status: int) -> None:
         call = b.call
-        b.ended = True
+        b.move(LegInput.FAIL)
         event = CallFailed(b.id, status)
         self._emit(event)
         assert b.ctx is not None and b.ring is not None
@@ -494,7 +559,7 @@ class B2BUA:
 
     def _ring_timeout(self, b: BLeg, after: float) -> None:
         call = b.call
-        if b.answered or b.abandoned or b.ended or call.ended or call.b is not b:
+        if not b.ringing or call.ended or call.b is not b:
             return
         event = RingingTimedOut(b.id, after)
         self._emit(event)
@@ -507,10 +572,9 @@ class B2BUA:
 
     def _abandon(self, b: BLeg) -> None:
         """Give up a ringing B-leg: CANCEL it (RFC 3261 9.1)."""
-        if b.abandoned or b.answered:
+        if not b.ringing:
             return
-        b.abandoned = True
-        b.ended = True
+        b.move(LegInput.CANCEL)
         if b.transaction is not None:
             self.sip.cancel(b.transaction)
         # RFC 3261 9.1: the callee answers our CANCELled INVITE with 487
@@ -548,16 +612,17 @@ class B2BUA:
 
     def _relay_provisional(self, call: Call, response: Response) -> None:
         a = call.a
-        if a.answered or a.ended:
+        if not a.ringing:
             return
+        a.move(LegInput.PROGRESS)
         # RFC 3261 13.3.1.1: ringing and session progress (183 with early media SDP)
         self._a_response(a, response.status, response.reason, response)
 
     def _fail_a(self, call: Call, status: int, reason: str | None, *, local: bool = False) -> None:
         a = call.a
-        if not a.answered and not a.ended:
+        if a.ringing:
             self._a_response(a, status, reason, None)
-            a.ended = True
+            a.move(LegInput.CANCEL if status == 487 else LegInput.FAIL)
             self._emit(CallFailed(a.id, status, local=local))
         self._forget(call)
 
@@ -717,21 +782,20 @@ class B2BUA:
         if call.ended:
             return
         for leg in (call.a, call.b):
-            if leg is None or leg.ended:
+            if leg is None:
                 continue
-            leg.ended = True
             leg.ack_wait = None
-            if leg is by:
-                self._emit(CallEnded(leg.id, by.id))
-                continue
-            dialog = leg.dialog
-            if leg.answered and dialog is not None and not dialog.terminated:
-                self._send_bye(leg, dialog)
+            if leg.answered:
+                leg.move(LegInput.HANG_UP)
+                dialog = leg.dialog
+                if leg is not by and dialog is not None and not dialog.terminated:
+                    self._send_bye(leg, dialog)
                 self._emit(CallEnded(leg.id, None if by is None else by.id))
-            elif isinstance(leg, BLeg):
+            elif leg.ringing and isinstance(leg, BLeg):
                 self._abandon(leg)
-            elif isinstance(leg, ALeg) and not leg.answered:
+            elif leg.ringing and isinstance(leg, ALeg):
                 self._a_response(leg, 487, None, None)
+                leg.move(LegInput.CANCEL)
                 self._emit(CallFailed(leg.id, 487, local=True))
         self._forget(call)
 

@@ -450,3 +450,22 @@ def test_untrusted_ack_and_in_dialog_requests_are_ignored_or_refused() -> None:
     txn = h.receive(info, host="192.0.2.9")
     assert txn.final.status == 403
     assert h.sip.requests("INFO") == []
+
+
+def test_leg_table_is_documented_and_illegal_moves_raise() -> None:
+    from pathlib import Path
+
+    import pytest
+
+    from ivoz.appserver.b2bua import LEG_TABLE, LegInput, LegState, render_leg_table
+    from ivoz.sip import LocalError
+
+    docs = Path(__file__).resolve().parents[3] / "docs" / "application-server.md"
+    assert render_leg_table() in docs.read_text()
+    h = Harness()
+    answered_call(h)
+    leg = h.b2bua.calls[h.a_invite.call_id].b
+    assert leg.state is LegState.ANSWERED
+    assert (LegState.ANSWERED, LegInput.CANCEL) not in LEG_TABLE
+    with pytest.raises(LocalError):
+        leg.move(LegInput.CANCEL)
