@@ -8,6 +8,7 @@ The default challenge (MD5 alone) is what these Debian 12 clients understand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 from test_proxy_registrar import FakeCompany, FakeDirectory, FakeTerminal
 
-from ivoz.proxy.registrar import Registrar
+from ivoz.proxy.registrar import DEFAULT_ALGORITHMS, RFC8760_ALGORITHMS, Registrar
 from ivoz.sip import RemoteError, Request, make_response, parse_message
+from ivoz.sip.auth import Credentials
 from ivoz.state import Binding, MemoryLocationStore
 from ivoz.transport import Address, Kind, Origin
 from ivoz.transport.via import response_destination, stamp_via
@@ -37,6 +39,7 @@ class _Server(asyncio.DatagramProtocol):
         self.port = port
         self.transport: Any = None  # an asyncio or uvloop datagram transport
         self.tasks: set[asyncio.Task[None]] = set()
+        self.authorizations: list[Credentials] = []  # what the clients answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -57,6 +60,8 @@ class _Server(asyncio.DatagramProtocol):
         origin = Origin(Kind.UDP, Address(Kind.UDP, addr[0], addr[1]), local)
         stamp_via(request.headers, request.via, origin)
         if request.method == "REGISTER":
+            lines = request.headers.get_lines("Authorization")
+            self.authorizations += [Credentials.parse(line) for line in lines]
             response = await self.registrar.handle(request, origin)
         else:
             response = make_response(request, 501)
@@ -69,6 +74,7 @@ class _Server(asyncio.DatagramProtocol):
 class Registry:
     port: int
     store: MemoryLocationStore
+    server: _Server
 
     async def wait_for(self, aor: str, present: bool, timeout: float = 10.0) -> list[Binding]:
         deadline = time.monotonic() + timeout
@@ -79,8 +85,9 @@ class Registry:
             await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def registry() -> AsyncIterator[Registry]:
+@contextlib.asynccontextmanager
+async def serve(algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS) -> AsyncIterator[Registry]:
+    """The registrar on a free loopback UDP port, with users alice, bob, carol (``secret``)."""
     directory = FakeDirectory()
     for domain, company_id in ((DOMAIN, 1), ("127.0.0.1", 2)):
         directory.companies[domain] = FakeCompany(company_id, domain)
@@ -90,16 +97,23 @@ async def registry() -> AsyncIterator[Registry]:
     store = MemoryLocationStore()
     port = free_port()
     loop = asyncio.get_running_loop()
-    server = _Server(Registrar(store, directory, os.urandom(16)), port)
+    registrar = Registrar(store, directory, os.urandom(16), algorithms=algorithms)
+    server = _Server(registrar, port)
     transport, _ = await loop.create_datagram_endpoint(
         lambda: server, local_addr=("127.0.0.1", port)
     )
     try:
-        yield Registry(port, store)
+        yield Registry(port, store, server)
     finally:
         transport.close()
         for task in list(server.tasks):
             task.cancel()
+
+
+@pytest.fixture
+async def registry() -> AsyncIterator[Registry]:
+    async with serve() as running:
+        yield running
 
 
 async def run(*argv: str, cwd: Path | None = None, timeout: float = 20.0) -> int:
@@ -198,6 +212,7 @@ async def test_baresip_registers_and_unregisters(registry: Registry, tmp_path: P
         assert len(bindings) == 1
         (binding,) = bindings
         assert binding.user_agent.startswith("baresip")
+        assert {c.algorithm for c in registry.server.authorizations} == {None}  # MD5
         assert binding.instance is not None  # baresip sends +sip.instance
         assert binding.received == f"udp:127.0.0.1:{sip_port}"
         # the first SIGTERM makes baresip un-REGISTER (digest again), then exit
@@ -207,3 +222,43 @@ async def test_baresip_registers_and_unregisters(registry: Registry, tmp_path: P
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+async def test_linphone_answers_the_sha256_challenge(tmp_path: Path) -> None:
+    # linphone 5.1 picks SHA-256 from an RFC 8760 challenge pair (SHA-256 first, MD5)
+    linphonec = require_tool("linphonec")
+    (tmp_path / ".local" / "share" / "linphone").mkdir(parents=True)
+    rc = tmp_path / "phone.rc"
+    made = await run("sh", str(INTEROP / "linphone" / "mkrc.sh"), str(rc), str(free_port()))
+    assert made == 0
+    async with serve(RFC8760_ALGORITHMS) as registry:
+        process = await asyncio.create_subprocess_exec(
+            linphonec,
+            "-c",
+            str(rc),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+        assert process.stdin is not None
+        target = f"127.0.0.1:{registry.port}"
+        try:
+            # its SIP stack takes a few seconds to come up: ask again until it registers
+            bindings: list[Binding] = []
+            deadline = time.monotonic() + 20
+            while not bindings and time.monotonic() < deadline:
+                command = f"register sip:carol@127.0.0.1 sip:{target} secret\n"
+                process.stdin.write(command.encode())
+                await process.stdin.drain()
+                bindings = await registry.wait_for("carol@127.0.0.1", present=True, timeout=1)
+            (binding,) = bindings
+            assert binding.user_agent.startswith("Linphone")
+            assert {c.algorithm for c in registry.server.authorizations} == {"SHA-256"}
+            process.stdin.write(b"quit\n")  # unregisters (SHA-256 digest again), then exits
+            await process.stdin.drain()
+            assert await registry.wait_for("carol@127.0.0.1", present=False) == []
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
