@@ -37,6 +37,7 @@ class Config:
     sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
     appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
     appserver_port: int = 5062
+    appserver_proxy: str | None = None  # "host:port" (UDP) of the users proxy for B-legs; default sip_host:sip_udp_port
 
     # Media relay: ng control socket (UDP) and the RTP port range.
     ng_host: str = "127.0.0.1"

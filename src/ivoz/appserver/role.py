@@ -3,9 +3,9 @@
 ``serve`` listens on ``config.appserver_host:appserver_port`` (UDP and TCP) with a
 ``ivoz.transport.node.SipNode`` and runs :class:`ivoz.appserver.b2bua.B2BUA` on it,
 routing with ``services.directory``. B-legs go to the users proxy at
-``config.sip_host:sip_udp_port`` (the embedded default; a stand-alone application
-server is pointed at its proxy with ``IVOZ_SIP_HOST`` / ``IVOZ_SIP_UDP_PORT``). Only
-that host, 127.0.0.1 and ::1 may send requests here (the rest get 403).
+``config.appserver_proxy`` ("host:port"), by default ``sip_host:sip_udp_port`` (the
+embedded default). Only that host, 127.0.0.1 and ::1 may send requests here (the rest
+get 403).
 
 :class:`AppServer` is the thin asyncio shell: it passes the node's requests to the
 B2BUA and keeps one loop timer armed at the B2BUA's next deadline.
@@ -33,7 +33,14 @@ _ANY = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def proxy_address(config: Config) -> Address:
-    """Where B-legs go: the users proxy's UDP listener."""
+    """Where B-legs go: ``appserver_proxy`` ("host:port", "[v6]:port") when set, else
+    the users proxy's UDP listener of this configuration."""
+    if config.appserver_proxy:
+        host, sep, port = config.appserver_proxy.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"IVOZ_APPSERVER_PROXY: {config.appserver_proxy!r} is not host:port")
+        host = host.strip("[]")
+        return Address(Kind.UDP, _ANY.get(host, host), int(port))
     host = _ANY.get(config.sip_host, config.sip_host)
     return Address(Kind.UDP, host, config.sip_udp_port)
 

@@ -60,6 +60,12 @@ def test_proxy_address_and_trust_from_config() -> None:
     config = Config(sip_host="0.0.0.0", sip_udp_port=5999, sip_advertised_host="192.0.2.1")
     assert proxy_address(config) == Address(Kind.UDP, "127.0.0.1", 5999)
     assert trusted_hosts(config) == {"127.0.0.1", "::1", "192.0.2.1"}
+    config = Config(appserver_proxy="192.0.2.5:5070")
+    assert proxy_address(config) == Address(Kind.UDP, "192.0.2.5", 5070)
+    assert "192.0.2.5" in trusted_hosts(config)
+    assert proxy_address(Config(appserver_proxy="[::1]:5070")).host == "::1"
+    with pytest.raises(ValueError):
+        proxy_address(Config(appserver_proxy="nohost"))
 
 
 async def test_shell_listens_routes_and_arms_the_no_answer_timer() -> None:
