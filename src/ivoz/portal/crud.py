@@ -49,9 +49,17 @@ def require(work: Work, spec: EntitySpec, right: str) -> None:
         raise Forbidden(f"no {right} grant on {spec.entity}")
 
 
-async def find(work: Work, model: type[Any], id_: int) -> Any:
+async def find(work: Work, model: type[Any], id_: int, write_level: str | None = None) -> Any:
+    """The row ``id_`` if the caller sees it; for a write (``write_level`` given), also
+    only if the caller owns it: shared rows (a platform's generic transformation rule
+    set seen by a brand) are read-only below their owner."""
     stmt = scope_query(select(model).where(model.id == id_), model, work.actor)
     row = (await work.session.scalars(stmt)).first()
+    if row is not None and write_level is not None:
+        for name in schemas.owner_fields(model, write_level):
+            if getattr(row, name) != getattr(work.actor, name):
+                row = None
+                break
     if row is None:
         raise NotFound(f"no such {model.__name__} {id_}")
     return row
@@ -262,7 +270,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
         ) -> Any:
             async with unit_of_work(request, principal) as work:
                 require(work, spec, "write")
-                row = await find(work, model, id)
+                row = await find(work, model, id, write_level=level)
                 values = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
                 for name, value in list(values.items()):
                     if value is None and not _nullable(model, name) and name not in spec.passwords:
@@ -292,7 +300,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
         ) -> Response:
             async with unit_of_work(request, principal) as work:
                 require(work, spec, "write")
-                row = await find(work, model, id)
+                row = await find(work, model, id, write_level=level)
                 await work.session.delete(row)
                 await work.session.flush()
             return Response(status_code=204)

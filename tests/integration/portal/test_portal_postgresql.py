@@ -15,6 +15,8 @@ from test_portal_crud import (
     test_client_routes_its_ddis_but_cannot_add_or_renumber,
     test_level_manages_its_entities,
     test_restricted_administrator_sees_only_its_grants,
+    test_shared_rows_are_read_only_below_their_owner,
+    test_user_manages_only_its_call_forwards,
     test_user_reads_and_changes_its_profile,
 )
 from test_portal_matrix import (
@@ -45,6 +47,8 @@ __all__ = [
     "test_logout_revokes_the_session",
     "test_reference_to_missing_object_is_422",
     "test_restricted_administrator_sees_only_its_grants",
+    "test_shared_rows_are_read_only_below_their_owner",
+    "test_user_manages_only_its_call_forwards",
     "test_user_reads_and_changes_its_profile",
     "test_wrong_level_tokens_are_refused_everywhere",
 ]

@@ -71,6 +71,7 @@ class Seed:
     a: Tenant
     b: Tenant
     restricted_admin_id: int
+    generic_rules_id: int
 
 
 async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
@@ -237,9 +238,10 @@ async def seed_platform(database: Any) -> Seed:
             restricted=True,
             grants=[m.AdministratorGrant(entity="Carrier", can_read=True, can_write=False)],
         )
-        session.add(restricted)
+        generic = m.TransformationRuleSet(brand_id=None, name="generic")
+        session.add_all([restricted, generic])
         await session.flush()
-        return Seed(admin.id, a, b, restricted.id)
+        return Seed(admin.id, a, b, restricted.id, generic.id)
 
 
 @dataclass

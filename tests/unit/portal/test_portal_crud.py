@@ -141,3 +141,23 @@ async def test_user_manages_only_its_call_forwards(portal: Portal) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
     r = await portal.client.get("/api/user/call-forwards", headers=headers)
     assert {f["user_id"] for f in r.json()} == {a.user_id}
+
+
+async def test_shared_rows_are_read_only_below_their_owner(portal: Portal) -> None:
+    generic = portal.seed.generic_rules_id
+    brand = portal.as_brand(portal.seed.a)
+    r = await portal.client.get(f"/api/brand/transformation-rule-sets/{generic}", headers=brand)
+    assert r.status_code == 200
+    r = await portal.client.patch(
+        f"/api/brand/transformation-rule-sets/{generic}", json={"name": "mine"}, headers=brand
+    )
+    assert r.status_code == 404
+    r = await portal.client.delete(f"/api/brand/transformation-rule-sets/{generic}", headers=brand)
+    assert r.status_code == 404
+    # A brand may still use it.
+    r = await portal.client.post(
+        "/api/brand/carriers",
+        json={"name": "uses generic", "transformation_rule_set_id": generic},
+        headers=brand,
+    )
+    assert r.status_code == 201
