@@ -18,14 +18,21 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ivoz.appserver.b2bua import B2BUA
-from ivoz.appserver.ports import DirectoryReader
+from ivoz.appserver.ports import DirectoryReader, SipPort
 from ivoz.appserver.routing import Router
 from ivoz.config import Config
 from ivoz.sip import Request
 from ivoz.transport import Address, Kind, Origin
 
 if TYPE_CHECKING:
+    from ivoz.directory import Directory
     from ivoz.services import Services
+    from ivoz.transport.node import SipNode
+
+    def _conforms(node: SipNode, directory: Directory) -> tuple[SipPort, DirectoryReader]:
+        """mypy checks that the real node and directory fit the B2BUA's interfaces."""
+        return node, directory
+
 
 log = logging.getLogger(__name__)
 
