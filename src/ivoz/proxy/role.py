@@ -1,193 +1,251 @@
-"""The users-facing SIP role as of issue 2: a SIP endpoint on every transport.
+"""The users proxy (role ``proxy-users``): the SIP face of the platform toward phones.
 
-``serve`` opens the five listeners (UDP, TCP, TLS, WS, WSS) and answers each request
-as a UAS that serves nothing but OPTIONS (RFC 3261 11): 200 with its capabilities.
-Every other out-of-dialog request gets the error RFC 3261 prescribes:
+``serve`` opens the five listeners (UDP, TCP, TLS, WS, WSS) on a
+:class:`ivoz.transport.node.SipNode` and runs :class:`UsersProxy`, the policy on top of
+the stateful engine :class:`ivoz.proxy.core.Proxy`. For each new request:
 
-- unknown method: 501 (8.2.1); known but not served here: 405 with Allow (8.2.1);
-- CANCEL: 200 when it matches a server transaction, else 481 (9.2); BYE, PRACK,
-  UPDATE, INFO and any request with a To tag match no dialog: 481 (12.2.2, 15.1.2);
-  ACK: nothing (17.2.3);
-- Request-URI scheme other than sip/sips: 416 (8.2.2.1); an unsupported Require
-  option: 420 with Unsupported (8.2.2.3); Max-Forwards 0 on a request that would be
-  forwarded (its Request-URI names a user or another host): 483 (16.3);
-- malformed messages: the parser's status when a response can be built, else dropped.
+- **to the proxy itself** (Request-URI without user naming one of our addresses, and
+  out-of-dialog requests the proxy does not route): the issue-2 answers, see
+  :meth:`UsersProxy.local_answer` (OPTIONS 200 with capabilities; 405/481/501/416/420/483
+  as RFC 3261 prescribes);
+- **REGISTER**: :class:`ivoz.proxy.registrar.Registrar` (digest, location store, NAT
+  bookkeeping); UDP phones behind NAT are then kept open with
+  :class:`ivoz.proxy.nat.KeepAlive` pings;
+- **INVITE from a phone**: digest authentication (407, realm = the client's SIP domain
+  taken from the From URI), every ``X-Ivoz-*`` header stripped, ``X-Ivoz-Company`` and
+  ``X-Ivoz-Caller-Terminal`` added, Contact fixed for phones behind NAT, ng ``offer`` on
+  the client's relay set, then forwarded with Record-Route to the least busy healthy
+  application server of the client's set (:class:`ivoz.proxy.dispatch.Dispatcher`; the
+  next one is tried when a server does not answer at all);
+- **INVITE from an application server** (its address, with ``X-Ivoz-Callee-Terminal``):
+  forked in parallel to every live binding of the Request-URI's AOR, each reached as
+  :func:`ivoz.proxy.nat.destination` says (the registration's connection, the NAT's
+  address, or the Contact); 480 when there is none; ng ``offer`` for this leg too;
+- **in-dialog requests** (To tag): loose routing by our Record-Route (RFC 3261 16.4);
+  BYE also frees the relay session; ACK for a 2xx goes statelessly; no Route of ours:
+  481.
 
-Every request goes through a server transaction (ivoz.sip.transaction): retransmitted
-requests get the last response again, ACKs for our error responses are absorbed, and
-responses over UDP are retransmitted by Timer G. The To tag is derived from the request
-(RFC 3261 8.2.6.2), so even a request arriving after its transaction ended gets the same.
-Issue 5 replaces this module with the users proxy.
+Responses with SDP to an anchored INVITE get the ng ``answer``; a failed INVITE and a
+BYE get ``delete``. CANCEL is answered by the node and cancels every branch
+(RFC 3261 16.10).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import logging
-import re
+import os
+import secrets
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ivoz import __version__
 from ivoz.config import Config
-from ivoz.sip import RemoteError, Request, Response, make_response, parse_message
-from ivoz.sip.framing import FramingFailed
-from ivoz.sip.timers import TimerConfig
-from ivoz.sip.transaction import (
-    Event,
-    RequestReceived,
-    ServerTransaction,
-    TransactionLayer,
-    TransactionTerminated,
+from ivoz.proxy import nat
+from ivoz.proxy.core import Context, Proxy, Target, validate
+from ivoz.proxy.dispatch import Dispatcher
+from ivoz.proxy.media import DirectoryRelaySets, MediaAnchor, has_sdp
+from ivoz.sip import (
+    URI,
+    Contact,
+    NameAddr,
+    RemoteError,
+    Request,
+    Response,
+    make_response,
+    new_call_id,
+    new_tag,
 )
-from ivoz.transport import Kind, Layer, Origin, TransportError
+from ivoz.sip.auth import Credentials, credentials_for
+from ivoz.sip.digest import DigestResult, make_challenge, verify
+from ivoz.sip.timers import TimerConfig
+from ivoz.sip.transaction import ServerTransaction
+from ivoz.transport import Address, Kind, Origin
+from ivoz.transport.node import SERVER, Reply, SipNode, salvage_response
 from ivoz.transport.tls import certificate_files, server_context
-from ivoz.transport.via import ResponseDestination, alias_address, response_destination, stamp_via
+
+if TYPE_CHECKING:
+    from ivoz.services import Services
 
 log = logging.getLogger(__name__)
 
-SERVER = f"Ivoz/{__version__}"
-# Methods this endpoint serves, advertised in Allow (RFC 3261 20.5).
-ALLOWED = ("OPTIONS",)
+__all__ = ["ALLOWED", "SERVER", "Reply", "UsersProxy", "salvage_response", "serve"]
+
+# Methods the proxy serves itself, advertised in Allow (RFC 3261 20.5).
+ALLOWED = ("OPTIONS", "REGISTER")
 # Methods we know (RFC 3261, 3262, 3265/6665, 3311, 3428, 3515, 3903, 6086) but do not
-# serve here yet: 405 (RFC 3261 8.2.1). Registrar, calls and presence come later.
-KNOWN_NOT_SERVED = frozenset(
-    {"INVITE", "REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE"}
-)
+# serve out of a dialog: 405 (RFC 3261 8.2.1).
+KNOWN_NOT_SERVED = frozenset({"INVITE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE"})
 # Methods only meaningful inside a dialog: out of one they match nothing (481).
 DIALOG_ONLY = frozenset({"BYE", "PRACK", "UPDATE", "INFO"})
-# Option tags we support (none yet: Require of anything gets 420).
+# Option tags we support (none: Require of anything gets 420).
 SUPPORTED: tuple[str, ...] = ()
-# Stream transports answer from the framer's header block when a message cannot be
-# framed; these header lines are what a response needs (RFC 3261 8.2.6.2).
-_ECHOED = {
-    "via": "Via",
-    "v": "Via",
-    "from": "From",
-    "f": "From",
-    "to": "To",
-    "t": "To",
-    "call-id": "Call-ID",
-    "i": "Call-ID",
-    "cseq": "CSeq",
-}
-_FOLD = re.compile(r"\r\n[ \t]+")
+# The trusted headers between the proxy and the application server (team contract).
+HEADER_COMPANY = "X-Ivoz-Company"
+HEADER_CALLER = "X-Ivoz-Caller-Terminal"
+HEADER_CALLEE = "X-Ivoz-Callee-Terminal"
+TRUSTED_PREFIX = "x-ivoz-"
+HOUSEKEEPING = 0.25  # seconds between two runs of the proxy's timers, probes, keep-alives
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One message to send, where, and the transaction that sent it (if any)."""
+@dataclass(slots=True)
+class Call:
+    """What the proxy remembers of a call leg it anchored (by Call-ID)."""
 
-    data: bytes
-    destination: ResponseDestination
-    transaction: ServerTransaction | None = None
+    relay_set: int | None
+    media: bool
+    server_id: int | None = None
 
 
-class Endpoint:
-    """The issue-2 UAS. ``receive``/``on_timer`` are its sans-IO core (bytes and a clock
-    value in, replies out); the Receiver methods and the timer are the asyncio shell.
-    """
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The nonce-signing secret in ``data_dir/sip-secret`` (mode 0600), made once."""
+    path = data_dir / "sip-secret"
+    with contextlib.suppress(FileNotFoundError):
+        text = path.read_text().strip()
+        if text:
+            return text.encode()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(secret + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path.read_text().strip().encode()
 
-    def __init__(self, config: Config, timers: TimerConfig | None = None) -> None:
+
+class UsersProxy:
+    """The users proxy's policy; the node's ``RequestHandler``."""
+
+    def __init__(
+        self,
+        config: Config,
+        services: Any,
+        *,
+        secret: bytes,
+        node: Any = None,
+        wall_clock: Callable[[], float] = time.time,
+        relay_sets: Callable[[int | None], Any] | None = None,
+    ) -> None:
         self.config = config
-        self.transactions = TransactionLayer(timers)
-        self.layer: Layer | None = None
-        hosts = {config.sip_host, "127.0.0.1", "localhost", "::1", "[::1]"}
+        self.services = services
+        self.directory = services.directory
+        self.secret = secret
+        self.wall_clock = wall_clock
+        self.node: Any = (
+            node
+            if node is not None
+            else SipNode(
+                self,
+                timers=TimerConfig(trying_delay=0),  # RFC 3261 16.2: 100 Trying at once
+                max_message_size=config.sip_max_message_size,
+                advertised_host=config.sip_advertised_host,
+            )
+        )
+        hosts = {config.sip_host, "127.0.0.1", "localhost", "::1"}
         if config.sip_advertised_host:
             hosts.add(config.sip_advertised_host)
-        self.local_hosts = frozenset(h.lower() for h in hosts)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        # id(response) -> the server transaction sending it, for transport errors.
-        self._sent_by: dict[int, ServerTransaction] = {}
+        self.local_hosts = frozenset(h.lower().strip("[]") for h in hosts)
+        self.proxy = Proxy(self.node, clock=self.node.now, local_hosts=self.local_hosts)
+        self.dispatcher = Dispatcher()
+        if relay_sets is None:
+            relay_sets = DirectoryRelaySets(self.directory, services.relay_owners, None)
+        self.relay_sets = relay_sets
+        self.media = MediaAnchor(relay_sets)
+        self.keepalive = nat.KeepAlive(sent_by=("127.0.0.1", config.sip_udp_port))
+        from ivoz.proxy.registrar import Registrar
 
-    # -- sans-IO core --------------------------------------------------------------
+        self.registrar = Registrar(
+            services.location,
+            self.directory,
+            secret,
+            clock=wall_clock,
+            keepalive=self.keepalive,
+            algorithms=config.sip_digest_algorithms,
+        )
+        self.calls: dict[str, Call] = {}
+        self._early_cancel: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def receive(self, data: bytes, origin: Origin, now: float) -> list[Reply]:
-        """Everything to send in reaction to one received message."""
+    # -- the node's RequestHandler ---------------------------------------------------------
+
+    def request_received(
+        self, request: Request, origin: Origin, transaction: ServerTransaction | None
+    ) -> None:
         try:
-            message = parse_message(data, datagram=not origin.transport.framed_by_length)
+            self._request(request, origin, transaction)
         except RemoteError as exc:
-            return _salvaged(data, exc, origin)
-        if isinstance(message, Response):
-            return []  # no client transactions here: a stray response is dropped
-        try:
-            via = stamp_via(message.headers, message.via, origin)
-            # RFC 3261 8.2.6.2: a response copies these; without them no answer.
-            message.call_id, message.cseq, message.from_, message.to  # noqa: B018
-            if self.layer is not None and origin.connection is not None:
-                alias = alias_address(via, origin)
-                if alias is not None:
-                    self.layer.alias(origin.connection, alias)
-            # RFC 3261 17.2.3: retransmissions and ACKs are absorbed by the transaction.
-            self.transactions.receive(
-                message, now, reliable=origin.transport.reliable, source=origin
-            )
-        except RemoteError as exc:
-            # A header the lazy parser only now looked at is malformed.
-            if message.method == "ACK":
-                return []
-            return _salvaged(data, exc, origin)
-        return self._drain(now)
+            if transaction is not None and request.method != "ACK":
+                self._reply(transaction, request, exc.status, exc.reason)
 
-    def on_timer(self, now: float) -> list[Reply]:
-        """Fire the transaction timers due at ``now`` (retransmissions, cleanup)."""
-        self.transactions.on_timer(now)
-        return self._drain(now)
+    def cancelled(self, transaction: ServerTransaction) -> None:
+        if not self.proxy.cancelled(transaction):
+            # not forwarded yet (authentication, location or relay still pending)
+            self._early_cancel.add(id(transaction))
 
-    def next_timer(self) -> float | None:
-        return self.transactions.next_timer()
+    def stray_response(self, response: Response, origin: object) -> None:
+        def where(via: Any) -> Address | None:
+            kind = Kind.from_via(via.transport) or Kind.UDP
+            host = (via.received or via.host).strip("[]")
+            rport = via.rport
+            port = rport if isinstance(rport, int) else via.port or kind.default_port
+            return Address(kind, host, port)
 
-    def transport_failed(self, reply: Reply, now: float) -> list[Reply]:
-        """RFC 3261 17.2.4: tell the transaction its response could not be sent."""
-        if reply.transaction is None:
-            return []
-        self.transactions.transport_error(reply.transaction, now)
-        return self._drain(now)
+        self.proxy.stray_response(response, where)
 
-    def _drain(self, now: float) -> list[Reply]:
-        ended: list[int] = []
-        while events := self.transactions.next_events():
-            self._handle(events, now, ended)
-        replies: list[Reply] = []
-        for transmit in self.transactions.messages_to_send():
-            message = transmit.message
-            origin = transmit.destination
-            if not isinstance(message, Response) or not isinstance(origin, Origin):
-                continue  # we never send requests
-            transaction = self._sent_by.get(id(message))
-            destination = response_destination(message.via, origin)
-            replies.append(Reply(message.to_bytes(), destination, transaction))
-        for key in ended:
-            self._sent_by.pop(key, None)
-        return replies
+    # -- dispatch of a new request ---------------------------------------------------------
 
-    def _handle(self, events: list[Event], now: float, ended: list[int]) -> None:
-        for event in events:
-            if isinstance(event, TransactionTerminated):
-                sent = event.transaction.last_response
-                if sent is not None:
-                    ended.append(id(sent))
-                continue
-            if not isinstance(event, RequestReceived) or event.transaction is None:
-                continue  # ACK for no transaction, timeouts: nothing to do
-            assert isinstance(event.source, Origin)
-            try:
-                response = self.decide(event.request, event.source)
-            except RemoteError as exc:
-                response = make_response(event.request, exc.status, exc.reason)
-                response.headers.set("Server", SERVER)
-            if response is not None:
-                self._sent_by[id(response)] = event.transaction
-                self.transactions.send_response(event.transaction, response, now)
+    def _request(
+        self, request: Request, origin: Origin, transaction: ServerTransaction | None
+    ) -> None:
+        method = request.method
+        if transaction is None:
+            self._ack(request, origin)
+            return
+        if method == "REGISTER":
+            self._spawn(self._register(request, origin, transaction))
+            return
+        if request.to_tag is not None:
+            self._in_dialog(request, origin, transaction)
+            return
+        uri = request.uri
+        addressed_to_us = not uri.user and uri.host.lower().strip("[]") in self.local_hosts
+        if method == "INVITE" and not addressed_to_us:
+            rejected = validate(request)
+            if rejected is not None:
+                self.node.respond(transaction, rejected)
+                return
+            if self._from_application_server(request, origin):
+                self._spawn(self._to_phones(request, origin, transaction))
+            else:
+                self._from_phone(request, origin, transaction)
+            return
+        response = self.local_answer(request)
+        if response is not None:
+            self.node.respond(transaction, response)
 
-    def decide(self, request: Request, origin: Origin) -> Response | None:
-        """The TU: the response to a new request (RFC 3261 8.2), None for an ACK."""
+    def _from_application_server(self, request: Request, origin: Origin) -> bool:
+        if HEADER_CALLEE not in request.headers:
+            return False
+        source = origin.remote
+        for server in self.directory.application_servers(None):
+            if server.host == source.host and server.port == source.port:
+                return True
+        # the embedded default: the application server of this process on loopback
+        return source.host in ("127.0.0.1", "::1") and source.port == self.config.appserver_port
+
+    # -- requests the proxy answers itself ----------------------------------------------
+
+    def local_answer(self, request: Request) -> Response | None:
+        """The UAS answer to a request for the proxy itself (RFC 3261 8.2); None for ACK."""
         method = request.method
         if method == "ACK":
             return None  # RFC 3261 17.2.3: an ACK is never answered
-        to_tag = self._to_tag(request)
+        to_tag = _derived_tag(request)
 
         def reply(status: int, reason: str | None = None, **headers: str) -> Response:
             response = make_response(request, status, reason, to_tag=to_tag)
@@ -200,11 +258,9 @@ class Endpoint:
         # OPTIONS may be answered by the element itself (RFC 3261 11).
         if method != "OPTIONS" and request.max_forwards == 0 and self._to_forward(request):
             return reply(483)
-        # RFC 3261 8.2.1: method inspection comes first.
         if method == "CANCEL":
-            # RFC 3261 9.2: 200 when the CANCEL matches a transaction (whose final
-            # response is already sent: ours are immediate), else 481.
-            return reply(200 if self.transactions.find_cancelled(request) else 481)
+            # RFC 3261 9.2 (the node answers every CANCEL it matched; this one did not)
+            return reply(481)
         if method != "OPTIONS" and method not in KNOWN_NOT_SERVED and method not in DIALOG_ONLY:
             return reply(501, Allow=", ".join(ALLOWED))
         if request.to_tag is not None or method in DIALOG_ONLY:
@@ -230,131 +286,548 @@ class Endpoint:
             Supported=", ".join(SUPPORTED),
         )
 
-    # -- asyncio shell: the transport's receiver and one timer -----------------------
-
-    def message_received(self, data: bytes, origin: Origin) -> None:
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
-        self._send_all(self.receive(data, origin, loop.time()))
-        self._rearm()
-
-    def framing_failed(self, failure: FramingFailed, origin: Origin) -> None:
-        reply = salvage_response(failure.header_block, failure.status, failure.reason, origin)
-        if reply is not None:
-            self._send_all([reply])
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        assert self._loop is not None
-        try:
-            self._send_all(self.on_timer(self._loop.time()))
-        except Exception:
-            log.exception("error running SIP timers")
-        self._rearm()
-
-    def _rearm(self) -> None:
-        deadline = self.transactions.next_timer()
-        if deadline == self._timer_at or self._loop is None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._fire)
-
-    def _send_all(self, replies: list[Reply]) -> None:
-        layer = self.layer
-        if layer is None:
-            return
-        failed = []
-        for reply in replies:
-            destination = reply.destination
-            if destination.connection is not None:
-                try:
-                    layer.send(reply.data, destination.connection)
-                    continue
-                except TransportError:
-                    pass  # RFC 3261 18.2.2: the connection is gone, use the address
-            try:
-                layer.send(reply.data, destination.address)
-            except TransportError:
-                failed.append(reply)
-        for reply in failed:
-            if self._loop is not None:
-                self._send_all(self.transport_failed(reply, self._loop.time()))
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _to_forward(self, request: Request) -> bool:
-        """A proxy would forward this: its Request-URI names a user or another host."""
         uri = request.uri
-        return bool(uri.user) or uri.host.lower() not in self.local_hosts
+        return bool(uri.user) or uri.host.lower().strip("[]") not in self.local_hosts
 
-    @staticmethod
-    def _to_tag(request: Request) -> str:
-        # RFC 3261 8.2.6.2: the same tag for every response to the same request, so a
-        # stateless UAS derives it from the request's identity.
-        key = f"{request.call_id}\0{request.from_tag}\0{request.via.branch}\0{request.cseq}"
-        return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    def _reply(
+        self, transaction: ServerTransaction, request: Request, status: int, reason: str | None
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.node.respond(transaction, make_response(request, status, reason))
+
+    # -- REGISTER ----------------------------------------------------------------------------
+
+    async def _register(
+        self, request: Request, origin: Origin, transaction: ServerTransaction
+    ) -> None:
+        response = await self.registrar.handle(request, origin, self.wall_clock())
+        self.node.respond(transaction, response)
+
+    # -- INVITE from a phone: authenticate, then to an application server ----------------
+
+    def _from_phone(self, request: Request, origin: Origin, transaction: ServerTransaction) -> None:
+        domain = request.from_.uri.host.lower()
+        company = self.directory.company_by_domain(domain)
+        if company is None or not company.domain:
+            self._reply(transaction, request, 403, "Unknown Domain")
+            return
+        terminal = self._authenticate(request, transaction, company)
+        if terminal is None:
+            return
+        servers = self.directory.application_servers(company.application_server_set_id)
+        ranked = self.dispatcher.choose(servers)
+        if not ranked:
+            self._reply(transaction, request, 503, "No Application Server")
+            return
+        strip_trusted(request)
+        # RFC 3261 22.3: the credentials for our realm are consumed here
+        _remove_credentials(request, company.domain)
+        request.headers.add(HEADER_COMPANY, str(company.id))
+        request.headers.add(HEADER_CALLER, str(terminal.id))
+        self._fix_contact(request, origin)
+        targets = [self._server_target(server) for server in ranked]
+        call = Call(company.media_relay_set_id, False)
+        self._spawn(self._forward_anchored(request, origin, transaction, targets, call, True))
+
+    def _authenticate(self, request: Request, transaction: ServerTransaction, company: Any) -> Any:
+        realm = company.domain
+        now = self.wall_clock()
+        credentials: Credentials | None = credentials_for(request, realm, proxy=True)
+        if credentials is None:
+            self._challenge(request, transaction, realm, now, stale=False)
+            return None
+        terminal = self.directory.terminal(company.id, credentials.username or "")
+        if terminal is None:
+            self._reply(transaction, request, 403, "Forbidden")
+            return None
+        result = verify(
+            credentials,
+            request.method,
+            self.secret,
+            now,
+            password=terminal.sip_password,
+            realm=realm,
+            body=request.body,
+        )
+        if result is DigestResult.STALE:
+            self._challenge(request, transaction, realm, now, stale=True)
+            return None
+        if result is not DigestResult.OK:
+            self._reply(transaction, request, 403, "Forbidden")
+            return None
+        return terminal
+
+    def _challenge(
+        self,
+        request: Request,
+        transaction: ServerTransaction,
+        realm: str,
+        now: float,
+        *,
+        stale: bool,
+    ) -> None:
+        # RFC 3261 22.3: a proxy challenges with 407 and Proxy-Authenticate
+        response = make_response(request, 407, to_tag=_derived_tag(request))
+        for algorithm in self.config.sip_digest_algorithms:
+            challenge = make_challenge(realm, self.secret, now, algorithm=algorithm, stale=stale)
+            response.headers.add("Proxy-Authenticate", str(challenge))
+        self.node.respond(transaction, response)
+
+    def _server_target(self, server: Any) -> Target:
+        kind = Kind.from_via(server.transport or "udp") or Kind.UDP
+        return Target(None, Address(kind, server.host, server.port), kind, label=server.id)
+
+    # -- INVITE from an application server: to the callee's registered contacts ----------
+
+    async def _to_phones(
+        self, request: Request, origin: Origin, transaction: ServerTransaction
+    ) -> None:
+        uri = request.uri
+        aor = f"{uri.user}@{uri.host.lower()}"
+        company = self.directory.company_by_domain(uri.host.lower())
+        bindings = await self.services.location.bindings(aor, self.wall_clock())
+        if self._take_early_cancel(transaction, request):
+            return
+        if not bindings:
+            self._reply(transaction, request, 480, "Temporarily Unavailable")
+            return
+        strip_trusted(request)
+        targets = []
+        for binding in sorted(bindings, key=lambda b: -b.q):
+            try:
+                where = nat.destination(binding, self._connection_alive)
+                contact = URI.parse(binding.contact)
+            except (ValueError, RemoteError):
+                continue
+            destination: Address | int = (
+                where.connection if where.connection is not None else where.address
+            )
+            targets.append(
+                Target(contact, destination, where.address.transport, where.route, where.address)
+            )
+        if not targets:
+            self._reply(transaction, request, 480, "Temporarily Unavailable")
+            return
+        set_id = company.media_relay_set_id if company is not None else None
+        call = Call(set_id, False)
+        await self._forward_anchored(request, origin, transaction, targets, call, False)
+
+    def _connection_alive(self, connection: int) -> bool:
+        layer = getattr(self.node, "layer", None)
+        origin_of = getattr(layer, "origin", None)
+        return origin_of is not None and origin_of(connection) is not None
+
+    # -- forwarding an INVITE with its media anchored ---------------------------------------
+
+    async def _forward_anchored(
+        self,
+        request: Request,
+        origin: Origin,
+        transaction: ServerTransaction,
+        targets: list[Target],
+        call: Call,
+        to_server: bool,
+    ) -> None:
+        # the offer comes from a phone when it goes to a server, else from the server
+        source = origin.remote if to_server else None
+        if has_sdp(request.body, request.content_type):
+            try:
+                request.body = await self.media.offer(
+                    call.relay_set,
+                    request.call_id,
+                    request.from_tag or "",
+                    request.body,
+                    source,
+                )
+                call.media = True
+            except Exception as exc:
+                log.warning("no media relay for call %s: %s", request.call_id, exc)
+        if self._take_early_cancel(transaction, request):
+            if call.media:
+                await self.media.delete(call.relay_set, request.call_id)
+            return
+        self.calls[request.call_id] = call
+        first, rest = targets[:1], targets[1:]
+        if to_server:
+            chosen, alternates = first, rest
+            server_id = first[0].label
+            if isinstance(server_id, int):
+                call.server_id = server_id
+                self.dispatcher.call_started(server_id, request.call_id)
+        else:
+            chosen, alternates = targets, []
+        self.proxy.forward(
+            request,
+            transaction,
+            origin,
+            chosen,
+            alternates=alternates,
+            on_response=self._response_hook,
+            on_final=self._final,
+            data={"call": call, "to_server": to_server},
+        )
+
+    def _take_early_cancel(self, transaction: ServerTransaction, request: Request) -> bool:
+        if id(transaction) not in self._early_cancel:
+            return False
+        self._early_cancel.discard(id(transaction))
+        # RFC 3261 9.2 / 16.10: the INVITE ends with 487
+        self._reply(transaction, request, 487, "Request Terminated")
+        return True
+
+    def _response_hook(
+        self,
+        context: Context,
+        branch: Any,
+        response: Response,
+        deliver: Callable[[Response], None],
+    ) -> None:
+        call: Call = context.data.get("call") or Call(None, False)
+        to_server = bool(context.data.get("to_server"))
+        if to_server and branch.target.label is not None and response.status >= 100:
+            # the server answered: it is alive (and keeps the call it took)
+            server_id = branch.target.label
+            if isinstance(server_id, int):
+                self.dispatcher.answered(server_id, self.node.now())
+                if branch.local_failure:
+                    self.dispatcher.failed(server_id, self.node.now())
+                elif context.data.get("server") != server_id:
+                    context.data["server"] = server_id
+                    call.server_id = server_id
+                    self.dispatcher.call_started(server_id, context.request.call_id)
+        if not to_server and 180 <= response.status < 300 and not branch.local_failure:
+            self._fix_response_contact(response, branch.target.label, branch.target.transport)
+        needs_answer = (
+            call.media
+            and 180 <= response.status < 300
+            and has_sdp(response.body, response.content_type)
+        )
+        previous = context.data.get("chain")
+        if not needs_answer and (previous is None or previous.done()):
+            deliver(response)
+            return
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            if needs_answer:
+                source = None if to_server else branch.target.label
+                try:
+                    response.body = await self.media.answer(
+                        call.relay_set,
+                        context.request.call_id,
+                        context.request.from_tag or "",
+                        response.to_tag or "",
+                        response.body,
+                        source if isinstance(source, Address) else None,
+                    )
+                except Exception as exc:
+                    log.warning("ng answer failed for %s: %s", context.request.call_id, exc)
+            deliver(response)
+
+        context.data["chain"] = self._spawn(run())
+
+    def _final(self, context: Context, response: Response) -> None:
+        call_id = context.request.call_id
+        if response.status >= 300:
+            for branch in context.branches:
+                label = branch.target.label
+                if branch.local_failure and isinstance(label, int):
+                    self.dispatcher.failed(label, self.node.now())
+            self.dispatcher.call_ended(call_id)
+            call = self.calls.pop(call_id, None)
+            if call is not None and call.media:
+                self._spawn(self.media.delete(call.relay_set, call_id))
+
+    # -- in-dialog requests (RFC 3261 16.4) -------------------------------------------------
+
+    def _routed(self, request: Request) -> bool:
+        """Whether the request follows a route set through us (RFC 3261 16.4)."""
+        routes = request.headers.get_all("Route")
+        if not routes:
+            return False
+        try:
+            top = NameAddr.parse(routes[0]).uri
+        except RemoteError:
+            return False
+        # our loose Route on top, or a strict router put our URI in the Request-URI
+        return self.proxy.is_ours(top) or self.proxy.is_ours(request.uri)
+
+    def _in_dialog(self, request: Request, origin: Origin, transaction: ServerTransaction) -> None:
+        if not self._routed(request):
+            response = self.local_answer(request)
+            if response is not None:
+                self.node.respond(transaction, response)
+            return
+        rejected = validate(request)
+        if rejected is not None:
+            self.node.respond(transaction, rejected)
+            return
+        self.proxy.preprocess_routes(request)
+        destination, kind = self._hop(request)
+        if destination is None:
+            self._reply(transaction, request, 404, "Not Found")
+            return
+        if HEADER_CALLEE not in request.headers and not self._is_server(origin):
+            strip_trusted(request)
+        call_id = request.call_id
+        call = self.calls.get(call_id)
+        method = request.method
+        if method == "BYE":
+            self.calls.pop(call_id, None)
+            self.dispatcher.call_ended(call_id)
+            if call is not None and call.media:
+                self._spawn(self.media.delete(call.relay_set, call_id))
+            call = None
+        if method in ("INVITE", "UPDATE"):
+            self._fix_contact(request, origin)
+        target = Target(None, destination, kind, label=_address_of(destination))
+        if (
+            call is not None
+            and call.media
+            and method in ("INVITE", "UPDATE")
+            and has_sdp(request.body, request.content_type)
+        ):
+            self._spawn(self._reoffer(request, origin, transaction, target, call))
+            return
+        self.proxy.forward(
+            request,
+            transaction,
+            origin,
+            [target],
+            record_route=False,
+            on_response=self._response_hook,
+            data={"call": call or Call(None, False), "to_server": False},
+        )
+
+    async def _reoffer(
+        self,
+        request: Request,
+        origin: Origin,
+        transaction: ServerTransaction,
+        target: Target,
+        call: Call,
+    ) -> None:
+        source = None if self._is_server(origin) else origin.remote
+        try:
+            request.body = await self.media.offer(
+                call.relay_set, request.call_id, request.from_tag or "", request.body, source
+            )
+        except Exception as exc:
+            log.warning("ng re-offer failed for %s: %s", request.call_id, exc)
+        self.proxy.forward(
+            request,
+            transaction,
+            origin,
+            [target],
+            record_route=False,
+            on_response=self._response_hook,
+            data={"call": call, "to_server": self._is_server_target(target)},
+        )
+
+    def _is_server(self, origin: Origin) -> bool:
+        source = origin.remote
+        if self.directory.is_application_server(source.host):
+            return True
+        return source.host in ("127.0.0.1", "::1") and source.port == self.config.appserver_port
+
+    def _is_server_target(self, target: Target) -> bool:
+        address = target.label
+        return isinstance(address, Address) and self._is_server(
+            Origin(address.transport, address, address)
+        )
+
+    def _hop(self, request: Request) -> tuple[Address | int | None, Kind]:
+        try:
+            uri = self.proxy.next_hop(request)
+            address = nat.uri_address(uri)
+        except (RemoteError, ValueError):
+            return None, Kind.UDP
+        if self.proxy.is_ours(uri):
+            return None, Kind.UDP  # never to ourselves: that would loop
+        return address, address.transport
+
+    def _ack(self, request: Request, origin: Origin) -> None:
+        """An ACK for a 2xx (RFC 3261 16.11 style: stateless along the route set)."""
+        if request.method != "ACK" or not self._routed(request):
+            return
+        try:
+            self.proxy.preprocess_routes(request)
+        except RemoteError:
+            return
+        destination, kind = self._hop(request)
+        if destination is None:
+            return
+        self.proxy.forward_stateless(request, destination, kind)
+
+    # -- NAT ----------------------------------------------------------------------------------
+
+    def _fix_contact(self, message: Request | Response, origin: Origin) -> None:
+        """RFC 3261 12.1 targets for the other side: a NATed phone's Contact is its source."""
+        if self._is_server(origin):
+            return
+        try:
+            contacts = message.contacts
+        except RemoteError:
+            return
+        if len(contacts) != 1 or contacts[0].uri is None:
+            return
+        uri = contacts[0].uri
+        rport = message.via.rport is not None if isinstance(message, Request) else False
+        if origin.transport is Kind.UDP and not nat.behind_nat(uri, origin, rport):
+            return
+        fixed = nat.fix_contact(uri, origin)
+        address = contacts[0].address
+        assert address is not None
+        message.headers.set("Contact", str(Contact(dataclasses.replace(address, uri=fixed))))
+
+    def _fix_response_contact(self, response: Response, source: object, kind: Kind) -> None:
+        if not isinstance(source, Address):
+            return
+        origin = Origin(source.transport, source, source)
+        self._fix_contact(response, origin)
+
+    # -- housekeeping: timers, probes, keep-alives -------------------------------------------
+
+    def tick(self) -> None:
+        now = self.node.now()
+        self.proxy.on_timer(now)
+        servers = self.directory.application_servers(None)
+        self.dispatcher.watch(servers)
+        by_id = {s.id: s for s in servers}
+        for server_id in self.dispatcher.due(now):
+            server = by_id.get(server_id)
+            if server is not None:
+                self._probe(server)
+        for ping in self.keepalive.due(self.wall_clock()):
+            with contextlib.suppress(Exception):
+                self.node.layer.send(ping.data, ping.destination)
+
+    def _probe(self, server: Any) -> None:
+        target = self._server_target(server)
+        host, port = self.node.local_via(target.transport.value)
+        uri = f"sip:{server.host}:{server.port}"
+        request = Request(
+            "OPTIONS",
+            uri,
+            [
+                ("Max-Forwards", "70"),
+                ("From", f"<sip:ping@{host}:{port}>;tag={new_tag()}"),
+                ("To", f"<{uri}>"),
+                ("Call-ID", new_call_id()),
+                ("CSeq", "1 OPTIONS"),
+                ("User-Agent", SERVER),
+            ],
+        )
+        server_id = server.id
+
+        def answered(_response: Response) -> None:
+            self.dispatcher.answered(server_id, self.node.now())
+
+        def failed(_status: int) -> None:
+            self.dispatcher.failed(server_id, self.node.now())
+
+        try:
+            self.node.send_request(request, target.destination, answered, failed)
+        except Exception:
+            log.debug("probe of %s not sent", uri, exc_info=True)
+
+    async def run_housekeeping(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("users proxy housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            work.close()  # driven without a loop (a sans-IO test): nothing can wait
+            raise
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("users proxy task failed")
+
+        task = loop.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        await self.node.close()
 
 
-def _salvaged(data: bytes, exc: RemoteError, origin: Origin) -> list[Reply]:
-    if not exc.respondable:
-        return []
-    reply = salvage_response(data, exc.status, exc.reason, origin)
-    return [] if reply is None else [reply]
+def strip_trusted(request: Request) -> None:
+    """Remove every ``X-Ivoz-*`` header: only the proxy may set them (trust boundary)."""
+    names = request.headers.keys()  # canonical lower-case names
+    for key in {k for k in names if k.startswith(TRUSTED_PREFIX)}:
+        request.headers.remove(key)
 
 
-def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> Reply | None:
-    """A response to a message the parser refused, built from its raw header lines.
-
-    The Via, From, To, Call-ID and CSeq lines are echoed as received (RFC 3261 8.2.6.2)
-    and the response goes straight back to the packet's source or connection, since a
-    malformed Via cannot be trusted for routing. Returns None when the start line is not
-    a request's, the request is an ACK, or a needed header line is missing.
-    """
-    head = data.split(b"\r\n\r\n", 1)[0]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = head.decode("latin-1")
-    # RFC 3261 7.3.1: folded lines continue the header above.
-    lines = _FOLD.sub(" ", text).split("\r\n")
-    start = lines[0].split()  # tolerant: extra spaces are a reason to answer 400
-    if len(start) < 3 or not start[-1].upper().startswith("SIP/") or start[0] == "ACK":
-        return None
-    echoed: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon:
-            continue
-        canonical = _ECHOED.get(name.strip().lower())
-        if canonical is not None:
-            echoed.append((canonical, value.strip()))
-    present = {name for name, _ in echoed}
-    if present != {"Via", "From", "To", "Call-ID", "CSeq"}:
-        return None
-    cseq_method = dict(echoed)["CSeq"].split()[-1:]
-    if cseq_method == ["ACK"]:
-        return None
-    reason = "".join(c if c.isprintable() else " " for c in reason)[:100] or "Error"
-    out = [f"SIP/2.0 {status} {reason}"]
-    out += [f"{name}: {value}" for name, value in echoed]
-    out += [f"Server: {SERVER}", "Content-Length: 0", "", ""]
-    payload = "\r\n".join(out).encode("utf-8", "replace")
-    return Reply(payload, ResponseDestination(origin.connection, origin.remote))
+def _remove_credentials(request: Request, realm: str) -> None:
+    lines = request.headers.get_lines("Proxy-Authorization")
+    if not lines:
+        return
+    keep = []
+    for value in lines:
+        try:
+            if Credentials.parse(value).realm == realm:
+                continue
+        except RemoteError:
+            pass
+        keep.append(value)
+    request.headers.remove("Proxy-Authorization")
+    for value in keep:
+        request.headers.add("Proxy-Authorization", value)
 
 
-async def serve(config: Config) -> None:
-    """Run the SIP listeners and the endpoint until cancelled."""
+def _address_of(destination: Address | int) -> Address | None:
+    return destination if isinstance(destination, Address) else None
+
+
+def _derived_tag(request: Request) -> str:
+    # RFC 3261 8.2.6.2: the same tag for every response to the same request, so a
+    # stateless answer derives it from the request's identity.
+    key = f"{request.call_id}\0{request.from_tag}\0{request.via.branch}\0{request.cseq}"
+    return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+async def serve(config: Config, services: Services | None = None) -> None:
+    """Run the users proxy on every transport until cancelled."""
+    own = services is None
+    if services is None:
+        from ivoz.services import Services
+
+        services = await Services.create(config)
     files = certificate_files(config.data_dir, config.sip_host, config.tls_cert, config.tls_key)
     tls = server_context(files)
-    endpoint = Endpoint(config)
-    layer = Layer(endpoint, max_message_size=config.sip_max_message_size)
-    endpoint.layer = layer
+    from ivoz.media.client import NgClient
+
+    ng = NgClient()
+    await ng.start(config.ng_host if config.ng_host not in ("0.0.0.0", "::") else "127.0.0.1")
+    relay_sets = DirectoryRelaySets(services.directory, services.relay_owners, ng)
+    proxy = UsersProxy(
+        config,
+        services,
+        secret=load_or_create_secret(config.data_dir),
+        relay_sets=relay_sets,
+    )
     listeners = (
         (Kind.UDP, config.sip_udp_port),
         (Kind.TCP, config.sip_tcp_port),
@@ -362,12 +835,23 @@ async def serve(config: Config) -> None:
         (Kind.WS, config.sip_ws_port),
         (Kind.WSS, config.sip_wss_port),
     )
+    housekeeping: asyncio.Task[None] | None = None
     try:
         for kind, port in listeners:
-            bound = await layer.listen(kind, config.sip_host, port, tls if kind.secure else None)
+            bound = await proxy.node.listen(
+                kind, config.sip_host, port, tls if kind.secure else None
+            )
             log.info("SIP %s listening on %s:%d", kind.value, bound.host, bound.port)
+        proxy.keepalive.sent_by = proxy.node.local_via("UDP")
         log.info("TLS certificate %s", files.cert)
+        housekeeping = asyncio.get_running_loop().create_task(proxy.run_housekeeping())
         await asyncio.Event().wait()
     finally:
-        endpoint.close()
-        await layer.close()
+        if housekeeping is not None:
+            housekeeping.cancel()
+            with contextlib.suppress(BaseException):
+                await housekeeping
+        await proxy.close()
+        ng.close()
+        if own:
+            await services.close()

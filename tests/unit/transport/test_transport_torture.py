@@ -1,13 +1,13 @@
-"""RFC 4475 torture messages through the issue-2 endpoint and the stream framer."""
+"""RFC 4475 torture messages through the users proxy (SipNode) and the stream framer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from test_transport_endpoint import Endpoint
 
 from ivoz.config import Config
-from ivoz.proxy.role import Endpoint
 from ivoz.sip import Response, parse_message
 from ivoz.sip.framing import FramingFailed, MessageFramed, StreamFramer
 from ivoz.transport import Address, Kind, Origin
@@ -56,7 +56,7 @@ def test_every_torture_message_is_answered_or_dropped_cleanly(path: Path) -> Non
         ("lwsstart", 400),  # 3.1.2.9
         ("mismatch01", 400),  # 3.1.2.17 CSeq method mismatch
         ("intmeth", 501),  # 3.1.1.3: valid, but an unknown method
-        ("inv2543", 405),  # 3.1.1.13: valid RFC 2543 INVITE; we serve no INVITE
+        ("inv2543", 403),  # 3.1.1.13: valid RFC 2543 INVITE from a domain we do not serve
         ("unreason", 0),  # 3.1.1.11: a response (odd reason phrase): never answered
     ],
 )
