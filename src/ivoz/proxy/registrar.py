@@ -6,6 +6,7 @@ API for the proxy role::
     registrar = Registrar(store, directory, secret, keepalive=KeepAlive(sent_by=...),
                           algorithms=config.sip_digest_algorithms)
     response = await registrar.handle(request, origin, now)   # a REGISTER -> its final response
+    bindings = await registrar.lookup(request.uri, now)        # where a call for an AOR goes
 
 ``store`` is an :class:`ivoz.state.location.LocationStore` (memory or Redis),
 ``directory`` anything with ``company_by_domain(domain)`` and ``terminal(company_id,
@@ -183,6 +184,10 @@ class Registrar:
                 return make_response(request, exc.status, exc.reason, to_tag=new_tag())
             except (LocalError, RemoteError):
                 raise exc from None
+
+    async def lookup(self, uri: URI, now: float | None = None) -> list[Binding]:
+        """The live bindings of the AOR ``uri`` names (a call's Request-URI), best first."""
+        return await self.store.bindings(aor_of(uri), self.clock() if now is None else now)
 
     # -- the steps of RFC 3261 10.3 -------------------------------------------------
 

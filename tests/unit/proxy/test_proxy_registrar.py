@@ -337,6 +337,16 @@ async def test_several_contacts_per_aor(registrar: Registrar, store) -> None:
     assert len(await store.bindings(ALICE, NOW)) == 2
 
 
+async def test_lookup_by_request_uri(registrar: Registrar) -> None:
+    from ivoz.sip import URI
+
+    await Phone(registrar).send()
+    (binding,) = await registrar.lookup(URI.parse("sip:alice@ACME.ivoz.test;user=phone"))
+    assert binding.contact == "sip:alice@192.0.2.10:5060"
+    assert await registrar.lookup(URI.parse("sip:bob@acme.ivoz.test"), NOW) == []
+    assert await registrar.lookup(URI.parse("sip:alice@acme.ivoz.test"), NOW + 3600) == []
+
+
 async def test_query_lists_bindings_with_remaining_expiry(registrar: Registrar) -> None:
     phone = Phone(registrar)
     await phone.send()
