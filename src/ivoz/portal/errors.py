@@ -89,6 +89,8 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
     errors = []
     for error in exc.errors():
         field, location = _field_of(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            field = "body"  # the location is a character offset, not a field
         message = str(error.get("msg", "invalid"))
         message = message.removeprefix("Value error, ")
         errors.append({"field": field, "location": location, "message": message})

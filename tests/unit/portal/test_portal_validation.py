@@ -206,3 +206,10 @@ async def test_conflict_names_the_fields(portal: Portal) -> None:
     assert r.status_code == 409
     assert [e["field"] for e in r.json()["errors"]] == ["sip_username"]
     assert "sip_username" in r.json()["detail"]
+
+
+async def test_a_body_that_is_not_json(portal: Portal) -> None:
+    r = await portal.client.post(
+        "/api/platform/login", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and fields_of(r) == ["body"]
