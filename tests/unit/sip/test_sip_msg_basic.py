@@ -297,3 +297,39 @@ def test_uri_and_version_errors_on_request() -> None:
     with pytest.raises(sip.RemoteError) as err:
         sip.parse_message(bad)
     assert err.value.status == 400
+
+
+def test_parse_message_parses_no_header_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the start line and the line boundaries are read up front."""
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a header value was parsed eagerly")
+
+    for cls in (sip.URI, sip.Via, sip.NameAddr, sip.CSeq, sip.Contact):
+        monkeypatch.setattr(cls, "parse", classmethod(forbidden))
+    msg = sip.parse_message(INVITE)
+    assert isinstance(msg, sip.Request) and msg.method == "INVITE"
+    assert msg.request_uri == "sip:bob@biloxi.example.com"
+    assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
+    with pytest.raises(AssertionError):
+        _ = msg.via
+
+
+def test_each_accessor_parses_only_its_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = sip.NameAddr.parse.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, text: str) -> sip.NameAddr:
+        calls.append(text)
+        return real(cls, text)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(sip.NameAddr, "parse", classmethod(spy))
+    plain = INVITE.replace(b'"Alice \\"A\\"" <', b'"Alice A" <', 1)
+    assert plain != INVITE
+    msg = sip.parse_message(plain)
+    assert msg.from_tag == "1928301774" and msg.to_tag is None
+    assert calls == []  # tags come without parsing From/To (escaped quotes would)
+    assert len(msg.routes) == 2
+    assert calls == ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+    assert len(msg.routes) == 2
+    assert len(calls) == 2  # cached
