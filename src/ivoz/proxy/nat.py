@@ -26,14 +26,18 @@ so that in-dialog requests of the other side reach the phone too.
 :class:`KeepAlive` schedules pings to UDP phones behind NAT: an OPTIONS request (or a
 CRLFCRLF datagram, RFC 5626 4.4.1 style) every ``interval`` seconds per binding, until
 the binding expires or is forgotten. The proxy calls :meth:`KeepAlive.due` when
-:meth:`KeepAlive.next_deadline` comes and sends each returned :class:`Ping`.
+:meth:`KeepAlive.next_deadline` comes and sends each returned :class:`Ping`, or runs
+:func:`keepalive_loop`, the few lines of asyncio that do it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import ipaddress
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from ivoz.sip import Headers, NameAddr, Request, new_branch, new_call_id, new_tag
@@ -41,6 +45,8 @@ from ivoz.sip.errors import RemoteError
 from ivoz.sip.uri import URI
 from ivoz.state.location import Binding
 from ivoz.transport.address import Address, Kind, Origin
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "KEEPALIVE_INTERVAL",
@@ -50,6 +56,7 @@ __all__ = [
     "behind_nat",
     "destination",
     "fix_contact",
+    "keepalive_loop",
     "parse_received",
     "uri_address",
 ]
@@ -323,3 +330,28 @@ class KeepAlive:
         headers.add("Call-ID", new_call_id())
         headers.add("CSeq", "1 OPTIONS")
         return Request("OPTIONS", entry.contact, headers).to_bytes()
+
+
+async def keepalive_loop(
+    keepalive: KeepAlive,
+    send: Callable[[bytes, Address], None],
+    *,
+    clock: Callable[[], float] = time.time,
+    tick: float = 1.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Send the pings of ``keepalive`` as they fall due, until cancelled.
+
+    ``send(data, address)`` is e.g. ``layer.send``; ``clock`` must be the registrar's
+    (wall time). It wakes at the next deadline, at most ``tick`` seconds apart so that
+    bindings tracked meanwhile are seen. A failing send is logged, never fatal.
+    """
+    while True:
+        for ping in keepalive.due(clock()):
+            try:
+                send(ping.data, ping.destination)
+            except Exception as exc:  # a dead socket must not stop the other pings
+                log.debug("keep-alive to %s failed: %s", ping.destination, exc)
+        deadline = keepalive.next_deadline()
+        wait = tick if deadline is None else min(tick, max(0.0, deadline - clock()))
+        await sleep(wait)

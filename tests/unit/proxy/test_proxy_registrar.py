@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 
@@ -672,3 +673,34 @@ def test_nat_helpers() -> None:
     for bad in ("udp", "foo:1.2.3.4:5", "udp:1.2.3.4:x", "udp::5"):
         with pytest.raises(ValueError):
             nat.parse_received(bad)
+
+
+async def test_keepalive_loop_with_fake_clock_and_sleep() -> None:
+    keepalive = KeepAlive(30.0, mode="crlf")
+    clock = [0.0]
+    sent: list[tuple[bytes, Address]] = []
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+        if clock[0] >= 70.0:
+            raise asyncio.CancelledError
+
+    def send(data: bytes, address: Address) -> None:
+        sent.append((data, address))
+        if len(sent) == 1:
+            raise OSError("first send fails")  # logged; the loop goes on
+
+    natted = Binding(
+        aor=ALICE,
+        contact="sip:alice@10.0.0.5",
+        expires_at=1000.0,
+        received="udp:203.0.113.7:40000",
+        nat=True,
+    )
+    keepalive.track(natted, 0.0)
+    with pytest.raises(asyncio.CancelledError):
+        await nat.keepalive_loop(keepalive, send, clock=lambda: clock[0], tick=10.0, sleep=sleep)
+    assert [address.port for _, address in sent] == [40000, 40000]  # at 30 and 60
+    assert max(waits) <= 10.0
