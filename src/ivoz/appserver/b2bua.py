@@ -422,11 +422,10 @@ class B2BUA:
         host, port = self.sip.local_via(transport.value)
         caller = ctx.caller_user
         a_from = a_invite.from_
-        if caller is not None and caller.extension_number:
-            # the callee sees the caller's extension and name (our B2BUA identity)
-            from_ = NameAddr(URI("sip", caller.extension_number, None, domain), caller.name)
-        else:
-            from_ = NameAddr(a_from.uri, a_from.display)
+        # the callee sees the caller's identity as the proxy authenticated it (its AOR),
+        # named after the calling user when the phone gave no display name
+        display = a_from.display or (None if caller is None else caller.name)
+        from_ = NameAddr(a_from.uri, display)
         # the proxy routes by the callee terminal's AOR (team contract)
         ruri = URI("sip", ring.terminal.sip_username, None, domain)
         to = NameAddr(URI("sip", ring.dialled or ring.terminal.sip_username, None, domain))

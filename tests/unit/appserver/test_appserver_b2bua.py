@@ -28,9 +28,10 @@ def test_basic_call_b_leg_invite_goes_to_proxy_with_contract_headers() -> None:
     assert r.headers.get(HEADER_CALLEE) == "102"
     assert r.headers.get(HEADER_COMPANY) == "1"
     assert r.body == SDP_A and r.headers.get("Content-Type") == "application/sdp"
-    # a new dialog: own Call-ID and tag, the caller's extension as identity
+    # a new dialog: own Call-ID and tag, the caller's identity (AOR) and name
     assert r.call_id != h.a_invite.call_id
-    assert r.from_.uri.user == "1001" and r.from_.display == "Alice"
+    assert r.from_tag != h.a_invite.from_tag
+    assert str(r.from_.uri) == "sip:alice@acme.ivoz.test" and r.from_.display == "Alice"
     assert r.to.uri.user == "1002"
     assert r.via.host == "127.0.0.1" and r.via.port == 5062
     assert r.contacts[0].uri.port == 5062
