@@ -29,6 +29,9 @@ _VERSION_RE = re.compile(r"[Ss][Ii][Pp]/[0-9]+\.[0-9]+")
 MAX_CONTENT_LENGTH = 2**31 - 1
 # RFC 3261 20.22: Max-Forwards is an integer in the range 0-255.
 MAX_FORWARDS_MAX = 255
+# RFC 3261 25.1: callid = word [ "@" word ]
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?")
 # RFC 3261 7.3.1: a line that starts with whitespace continues the previous one.
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 
@@ -255,7 +258,7 @@ class Message:
         value = cache.get("call-id")
         if value is None:
             raw = self._one("call-id", "Call-ID")
-            if not raw or " " in raw or "\t" in raw:
+            if _CALL_ID_RE.fullmatch(raw) is None:
                 raise _flag(self, bad_request("Malformed Call-ID"))
             value = cache["call-id"] = raw
         return value  # type: ignore[return-value]
