@@ -1,0 +1,171 @@
+"""Registration against ``ivoz run`` with real phones and a raw digest client.
+
+One platform serves the module (demo client Acme on ``acme.ivoz.test`` plus a second
+client, Globex, on ``globex.ivoz.test`` whose terminal ``alice`` has another password).
+baresip and linphone register over UDP, TCP and TLS with the demo password; a wrong
+password gets 401 again and leaves no binding; credentials of one client never register
+an AOR of another client's domain, nor of a domain nobody has.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from ivoz.sip import Response, parse_message
+from ivoz.sip.auth import challenges
+from ivoz.sip.digest import answer_challenge
+from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone
+from support.platform import DOMAIN, Platform, add_company, add_user, start_platform
+
+pytestmark = pytest.mark.slow
+
+OTHER_DOMAIN = "globex.ivoz.test"
+OTHER_PASSWORD = "globex-only-password"
+
+
+def _seed(session: Session) -> None:
+    globex = add_company(session, "Globex", OTHER_DOMAIN)
+    add_user(session, globex, "alice", "1001", password=OTHER_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with start_platform(tmp_path_factory.mktemp("register"), seed=_seed) as running:
+        yield running
+
+
+# -- real phones -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_baresip_registers(platform: Platform, transport: str, tmp_path: Path) -> None:
+    phone = Baresip(
+        tmp_path,
+        "alice",
+        tone=ALICE_HZ,
+        user="alice",
+        password=platform.secret,
+        domain=DOMAIN,
+        proxy=(platform.host, platform.port(transport)),
+        transport=transport,
+    )
+    with phone:
+        phone.wait_registered(15)
+        # The binding is live: a query REGISTER (no Contact) lists it.
+        contacts = RawClient(platform).register("alice", platform.secret, contact=None)
+        assert contacts.status == 200, contacts
+        # baresip listens for TLS one port above its UDP/TCP port.
+        port = phone.sip_port + (1 if transport == "tls" else 0)
+        listed = " ".join(contacts.headers.get_all("Contact"))
+        assert f"127.0.0.1:{port}" in listed, listed
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_linphone_registers(platform: Platform, transport: str, tmp_path: Path) -> None:
+    phone = Linphone(tmp_path, "bob", tone=BOB_HZ)
+    proxy = f"sip:{platform.host}:{platform.port(transport)}"
+    if transport != "udp":
+        proxy += f";transport={transport}"
+    with phone:
+        phone.register(f"sip:bob@{DOMAIN}", proxy, platform.secret)
+        phone.wait_registered(15)
+    contacts = RawClient(platform).register("bob", platform.secret, contact=None)
+    assert contacts.status == 200, contacts
+
+
+# -- a raw digest client ---------------------------------------------------------------
+
+
+class RawClient:
+    """REGISTER over UDP from our own socket, answering the digest challenge."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def _exchange(self, sock: socket.socket, request: str) -> Response:
+        sock.sendto(request.encode(), (self.platform.host, self.platform.sip_port))
+        while True:
+            message = parse_message(sock.recv(65535))
+            assert isinstance(message, Response)
+            if message.status >= 200:
+                return message
+
+    def register(
+        self,
+        user: str,
+        password: str,
+        *,
+        domain: str = DOMAIN,
+        contact: str | None = "default",
+        auth_user: str | None = None,
+    ) -> Response:
+        """The final response to the authenticated REGISTER (or to the first, if not 401)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.platform.host, 0))
+            sock.settimeout(5)
+            port = sock.getsockname()[1]
+            call_id = f"{random.getrandbits(64):x}@e2e"
+            tag = f"{random.getrandbits(32):x}"
+            if contact == "default":
+                contact = f"<sip:{user}@{self.platform.host}:{port}>;expires=120"
+
+            def request(cseq: int, authorization: str = "") -> str:
+                lines = [
+                    f"REGISTER sip:{domain} SIP/2.0",
+                    f"Via: SIP/2.0/UDP {self.platform.host}:{port};rport;"
+                    f"branch=z9hG4bK{random.getrandbits(48):x}",
+                    "Max-Forwards: 70",
+                    f"From: <sip:{user}@{domain}>;tag={tag}",
+                    f"To: <sip:{user}@{domain}>",
+                    f"Call-ID: {call_id}",
+                    f"CSeq: {cseq} REGISTER",
+                ]
+                if contact is not None:
+                    lines.append(f"Contact: {contact}")
+                if authorization:
+                    lines.append(f"Authorization: {authorization}")
+                return "\r\n".join([*lines, "Content-Length: 0", "", ""])
+
+            first = self._exchange(sock, request(1))
+            if first.status != 401:
+                return first
+            offered = challenges(first)
+            md5 = [c for c in offered if (c.algorithm or "MD5").upper() == "MD5"]
+            credentials = answer_challenge(
+                (md5 or offered)[0],
+                method="REGISTER",
+                uri=f"sip:{domain}",
+                username=auth_user or user,
+                password=password,
+            )
+            return self._exchange(sock, request(2, str(credentials)))
+
+
+def test_wrong_password_is_401_and_registers_nothing(platform: Platform) -> None:
+    client = RawClient(platform)
+    marker = f"<sip:alice@127.0.0.9:{random.randrange(20000, 60000)}>;expires=120"
+    refused = client.register("alice", "not-the-password", contact=marker)
+    assert refused.status == 401, refused
+    assert challenges(refused), "a new challenge comes with the refusal"
+    listed = client.register("alice", platform.secret, contact=None)
+    assert listed.status == 200, listed
+    assert "127.0.0.9" not in " ".join(listed.headers.get_all("Contact")), listed
+
+
+def test_register_for_another_clients_domain_fails(platform: Platform) -> None:
+    client = RawClient(platform)
+    # Acme's password for alice does not register alice of Globex...
+    refused = client.register("alice", platform.secret, domain=OTHER_DOMAIN)
+    assert refused.status in (401, 403), refused
+    # ...nor an AOR of a domain no client has.
+    unknown = client.register("alice", platform.secret, domain="nobody.ivoz.test")
+    assert unknown.status in (403, 404), unknown
+    # Globex's own password does (the domain is real and the check is per client).
+    accepted = client.register("alice", OTHER_PASSWORD, domain=OTHER_DOMAIN)
+    assert accepted.status == 200, accepted
