@@ -482,13 +482,13 @@ class Linphone:
         self.send(digit)
 
     def wait_incoming(self, timeout: float = 10.0) -> str:
-        return self.wait_output(r"Receiving new incoming call from \S+", timeout)
+        return self.wait_output(r"Receiving new incoming call from [^\n]+", timeout)
 
     def wait_connected(self, timeout: float = 10.0) -> str:
-        return self.wait_output(r"Call \d+ with \S+ connected", timeout)
+        return self.wait_output(r"Call \d+ with [^\n]+ connected", timeout)
 
     def wait_ended(self, timeout: float = 10.0) -> str:
-        return self.wait_output(r"Call \d+ with \S+ (ended|error)[^\n]*", timeout)
+        return self.wait_output(r"Call \d+ with [^\n]+ (ended|error)[^\n]*", timeout)
 
     def wait_dtmf(self, timeout: float = 10.0) -> str:
         """The digit of the next RFC 4733 event received ("Receiving tone 5 from ...")."""

@@ -1,0 +1,107 @@
+"""Alice calls Bob by extension through ``ivoz run``: real phones, real audio, DTMF, BYE.
+
+One platform serves the module. Each test starts its own phones: Alice (baresip,
+playing 440 Hz) registers, Bob (baresip or linphone, playing 880 Hz) registers, Alice
+dials 1002. The call goes phone -> users proxy -> application server -> users proxy ->
+phone, its media through the relay. Bob's phone rings, Alice hears ringing, Bob
+answers; each side's recording must hold the other's tone; an RFC 4733 digit from Alice
+arrives at Bob; whichever side hangs up, both legs end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone, assert_hears
+from support.platform import DOMAIN, Platform, start_platform
+
+pytestmark = pytest.mark.slow
+
+TALK_SECONDS = 3.0  # of audio before the DTMF and the hang-up
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with start_platform(tmp_path_factory.mktemp("calls-basic")) as running:
+        yield running
+
+
+def baresip_phone(
+    platform: Platform, workdir: Path, user: str, tone: float, transport: str = "udp"
+) -> Baresip:
+    return Baresip(
+        workdir,
+        user,
+        tone=tone,
+        user=user,
+        password=platform.secret,
+        domain=DOMAIN,
+        proxy=(platform.host, platform.port(transport)),
+        transport=transport,
+    )
+
+
+@pytest.mark.parametrize(
+    ("alice_transport", "bob_transport", "who_hangs_up"),
+    [("udp", "udp", "alice"), ("tcp", "udp", "bob"), ("udp", "tls", "alice")],
+    ids=["udp-udp-alice-hangs-up", "tcp-udp-bob-hangs-up", "udp-tls-alice-hangs-up"],
+)
+def test_baresip_calls_baresip(
+    platform: Platform,
+    tmp_path: Path,
+    alice_transport: str,
+    bob_transport: str,
+    who_hangs_up: str,
+) -> None:
+    alice = baresip_phone(platform, tmp_path, "alice", ALICE_HZ, alice_transport)
+    bob = baresip_phone(platform, tmp_path, "bob", BOB_HZ, bob_transport)
+    with alice, bob:
+        alice.wait_registered(15)
+        bob.wait_registered(15)
+        alice.dial(f"sip:1002@{DOMAIN}")
+        incoming = bob.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        # The callee sees the caller's identity, not the application server's.
+        assert "alice" in str(incoming.get("peeruri", "")), incoming
+        alice.wait_event("CALL_RINGING", 10, fail=("CALL_CLOSED",))
+        bob.accept()
+        alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        bob.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        time.sleep(TALK_SECONDS)
+        alice.send_dtmf("5")
+        dtmf = bob.wait_event("CALL_DTMF_START", 10, fail=("CALL_CLOSED",))
+        assert dtmf.get("param") == "5", dtmf
+        time.sleep(0.5)
+        (alice if who_hangs_up == "alice" else bob).hangup()
+        alice.wait_event("CALL_CLOSED", 10)
+        bob.wait_event("CALL_CLOSED", 10)
+    assert_hears(alice.recording(), BOB_HZ, "alice")
+    assert_hears(bob.recording(), ALICE_HZ, "bob")
+
+
+def test_baresip_calls_linphone(platform: Platform, tmp_path: Path) -> None:
+    alice = baresip_phone(platform, tmp_path, "alice", ALICE_HZ, "udp")
+    bob = Linphone(tmp_path, "bob", tone=BOB_HZ)
+    with alice, bob:
+        bob.register(
+            f"sip:bob@{DOMAIN}", f"sip:{platform.host}:{platform.sip_port}", platform.secret
+        )
+        alice.wait_registered(15)
+        bob.wait_registered(15)
+        alice.dial(f"sip:1002@{DOMAIN}")
+        bob.wait_incoming(10)
+        alice.wait_event("CALL_RINGING", 10, fail=("CALL_CLOSED",))
+        bob.answer()
+        alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        bob.wait_connected(10)
+        time.sleep(TALK_SECONDS)
+        alice.send_dtmf("7")
+        assert bob.wait_dtmf(10) == "7"
+        bob.hangup()
+        alice.wait_event("CALL_CLOSED", 10)
+        bob.wait_ended(10)
+    assert_hears(alice.recording(), BOB_HZ, "alice")
+    assert_hears(bob.record, ALICE_HZ, "bob (linphone)")
