@@ -47,6 +47,8 @@ def require(work: Work, spec: EntitySpec, right: str) -> None:
     actor = work.actor
     if actor.restricted and (spec.entity, right) not in actor.grants:
         raise Forbidden(f"no {right} grant on {spec.entity}")
+    if actor.restricted and right == "write" and spec.unrestricted_only:
+        raise Forbidden(f"restricted administrators do not change {spec.entity}")
 
 
 async def find(work: Work, model: type[Any], id_: int, write_level: str | None = None) -> Any:

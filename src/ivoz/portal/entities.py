@@ -141,7 +141,33 @@ def _administrators(level: Level) -> EntitySpec:
         check=_admin_levels,
         fixed={"level": "client"} if level == "client" else {},
         readonly=frozenset({"level"}) if level == "client" else frozenset(),
+        unrestricted_only=True,
     )
+
+
+# Grants name entities by model class name (ivoz.domain.tenancy).
+GRANTABLE = tuple(sorted(mapper.class_.__name__ for mapper in m.Base.registry.mappers))
+
+
+def _grants() -> EntitySpec:
+    return _spec(
+        "administrator-grants",
+        m.AdministratorGrant,
+        types={"entity": _lit(GRANTABLE)},
+        unrestricted_only=True,
+    )
+
+
+async def _brand_features(work: Any, values: dict[str, Any], row: Any) -> None:
+    """A brand hands its clients only features the brand itself has."""
+    features = values.get("features")
+    if features is None:
+        return
+    brand = await work.session.get(m.Brand, work.actor.brand_id)
+    allowed = {feature.id for feature in brand.features} if brand is not None else set()
+    extra = sorted(feature.id for feature in features if feature.id not in allowed)
+    if extra:
+        raise FieldError("feature_ids", f"features {extra} are not enabled for the brand")
 
 
 PORTAL_TYPES = {"level": _lit(m.PORTAL_LEVELS)}
@@ -183,6 +209,7 @@ def platform() -> list[EntitySpec]:
         ),
         _spec("companies", m.Company, types=COMPANY_TYPES, relations=FEATURES),
         _administrators("platform"),
+        _grants(),
         _spec("web-portals", m.WebPortal, types=PORTAL_TYPES, exclude=EXCLUDE_LOGO),
         *_reference(write=True),
         _spec("application-servers", m.ApplicationServer),
@@ -199,8 +226,15 @@ def platform() -> list[EntitySpec]:
 
 def brand() -> list[EntitySpec]:
     return [
-        _spec("companies", m.Company, types=COMPANY_TYPES, relations=FEATURES),
+        _spec(
+            "companies",
+            m.Company,
+            types=COMPANY_TYPES,
+            relations=FEATURES,
+            check=_brand_features,
+        ),
         _administrators("brand"),
+        _grants(),
         _spec(
             "web-portals",
             m.WebPortal,
@@ -286,6 +320,7 @@ def client() -> list[EntitySpec]:
         ),
         _forwards("call-forward-settings"),
         _administrators("client"),
+        _grants(),
         _spec("transformation-rule-sets", m.TransformationRuleSet, **READ_ONLY),
         *_reference(write=False),
     ]

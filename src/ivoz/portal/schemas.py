@@ -51,6 +51,9 @@ class EntitySpec:
     check: Any = None
     # Many-to-many links written as id lists: field -> (relationship attribute, model).
     relations: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    # Writes refused to restricted administrators whatever their grants (their own
+    # rights and their colleagues' are not theirs to hand out).
+    unrestricted_only: bool = False
     summary: str = ""
 
 

@@ -157,9 +157,19 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
     other_admin = m.Administrator(
         username=f"other{name}", password_hash=password_hash(), level="brand", brand_id=brand.id
     )
+    clerk = m.Administrator(
+        username=f"clerk{name}",
+        password_hash=password_hash(),
+        level="client",
+        brand_id=brand.id,
+        company_id=company.id,
+        restricted=True,
+        grants=[m.AdministratorGrant(entity="User", can_read=True)],
+    )
     session.add_all(
         [
             other_admin,
+            clerk,
             ddi,
             server,
             address,
@@ -203,6 +213,7 @@ async def _tenant(session: Any, name: str, language_id: int) -> Tenant:
         "client-administrators": client_admin.id,
         "call-forward-settings": forward.id,
         "call-forwards": forward.id,
+        "administrator-grants": clerk.grants[0].id,
     }
     return Tenant(
         brand_id=brand.id,

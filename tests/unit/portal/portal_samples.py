@@ -29,6 +29,7 @@ def payloads(level: str, seed: Seed, t: Tenant, n: int = 0) -> dict[str, dict[st
                 "level": "platform",
             },
             "web-portals": {"url": f"https://p{n}.portal.test", "level": "platform"},
+            "administrator-grants": {"administrator_id": i["administrators"], "entity": "Carrier"},
             "languages": {"iden": f"x{n}", "name": "X"},
             "timezones": {"tz": f"Test/Zone{n}"},
             "currencies": {"iden": f"X{n}Y"[:3], "name": "x"},
@@ -53,6 +54,11 @@ def payloads(level: str, seed: Seed, t: Tenant, n: int = 0) -> dict[str, dict[st
                 "password": "longenough1",
                 "level": "client",
                 "company_id": t.company_id,
+            },
+            "administrator-grants": {
+                "administrator_id": i["administrators"],
+                "entity": "Company",
+                "can_write": True,
             },
             "web-portals": {
                 "url": f"https://c{n}.portal.test",
@@ -115,6 +121,10 @@ def payloads(level: str, seed: Seed, t: Tenant, n: int = 0) -> dict[str, dict[st
             "retail-accounts": {"name": f"retail{n}x", "sip_password": "pw"},
             "residential-devices": {"name": f"res{n}x", "sip_password": "pw"},
             "administrators": {"username": f"cadm{n}", "password": "longenough1"},
+            "administrator-grants": {
+                "administrator_id": i["client-administrators"],
+                "entity": "Terminal",
+            },
             "call-forward-settings": {
                 "user_id": t.user_id,
                 "kind": "noanswer",
@@ -131,6 +141,8 @@ def payloads(level: str, seed: Seed, t: Tenant, n: int = 0) -> dict[str, dict[st
 FOREIGN: dict[tuple[str, str], dict[str, str]] = {
     ("brand", "companies"): {"transformation_rule_set_id": "transformation-rule-sets"},
     ("brand", "administrators"): {"company_id": "companies"},
+    ("brand", "administrator-grants"): {"administrator_id": "administrators"},
+    ("client", "administrator-grants"): {"administrator_id": "client-administrators"},
     ("brand", "web-portals"): {"company_id": "companies"},
     ("brand", "carriers"): {"transformation_rule_set_id": "transformation-rule-sets"},
     ("brand", "carrier-servers"): {"carrier_id": "carriers"},

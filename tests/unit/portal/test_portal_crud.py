@@ -161,3 +161,54 @@ async def test_shared_rows_are_read_only_below_their_owner(portal: Portal) -> No
         headers=brand,
     )
     assert r.status_code == 201
+
+
+async def test_restricted_administrators_hand_out_no_rights(portal: Portal) -> None:
+    a = portal.seed.a
+    async with portal.database.sessionmaker() as session, session.begin():
+        from ivoz.domain import models as m
+
+        session.add_all(
+            [
+                m.AdministratorGrant(
+                    administrator_id=portal.seed.restricted_admin_id,
+                    entity=entity,
+                    can_read=True,
+                    can_write=True,
+                )
+                for entity in ("Administrator", "AdministratorGrant")
+            ]
+        )
+    headers = portal.as_brand(a, admin_id=portal.seed.restricted_admin_id)
+    r = await portal.client.get("/api/brand/administrators", headers=headers)
+    assert r.status_code == 200
+    r = await portal.client.patch(
+        f"/api/brand/administrators/{portal.seed.restricted_admin_id}",
+        json={"restricted": False},
+        headers=headers,
+    )
+    assert r.status_code == 403
+    r = await portal.client.post(
+        "/api/brand/administrator-grants",
+        json={"administrator_id": portal.seed.restricted_admin_id, "entity": "Company"},
+        headers=headers,
+    )
+    assert r.status_code == 403
+
+
+async def test_brand_gives_clients_only_its_own_features(portal: Portal) -> None:
+    a = portal.seed.a
+    platform = portal.as_platform()
+    r = await portal.client.patch(
+        f"/api/platform/brands/{a.brand_id}", json={"feature_ids": [1, 2]}, headers=platform
+    )
+    assert r.status_code == 200 and r.json()["feature_ids"] == [1, 2]
+    brand = portal.as_brand(a)
+    r = await portal.client.patch(
+        f"/api/brand/companies/{a.company_id}", json={"feature_ids": [2]}, headers=brand
+    )
+    assert r.status_code == 200 and r.json()["feature_ids"] == [2]
+    r = await portal.client.patch(
+        f"/api/brand/companies/{a.company_id}", json={"feature_ids": [2, 3]}, headers=brand
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "feature_ids"
