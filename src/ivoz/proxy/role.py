@@ -63,7 +63,6 @@ from ivoz.sip import (
 )
 from ivoz.sip.auth import Credentials, credentials_for
 from ivoz.sip.digest import DigestResult, make_challenge, verify
-from ivoz.sip.timers import TimerConfig
 from ivoz.sip.transaction import ServerTransaction
 from ivoz.transport import Address, Kind, Origin
 from ivoz.transport.node import SERVER, Reply, SipNode, salvage_response
@@ -141,7 +140,8 @@ class UsersProxy:
             if node is not None
             else SipNode(
                 self,
-                timers=TimerConfig(trying_delay=0),  # RFC 3261 16.2: 100 Trying at once
+                # RFC 3261 16.2: 100 Trying within 200 ms unless answered first (the
+                # transaction's default); the routing paths send it at once themselves
                 max_message_size=config.sip_max_message_size,
                 advertised_host=config.sip_advertised_host,
             )
@@ -220,6 +220,7 @@ class UsersProxy:
                 self.node.respond(transaction, rejected)
                 return
             if self._from_application_server(request, origin):
+                self._trying(transaction, request)
                 self._spawn(self._to_phones(request, origin, transaction))
             else:
                 self._from_phone(request, origin, transaction)
@@ -290,6 +291,10 @@ class UsersProxy:
         uri = request.uri
         return bool(uri.user) or uri.host.lower().strip("[]") not in self.local_hosts
 
+    def _trying(self, transaction: ServerTransaction, request: Request) -> None:
+        """RFC 3261 16.2: 100 Trying now, since the answer will take a while."""
+        self._reply(transaction, request, 100, "Trying")
+
     def _reply(
         self, transaction: ServerTransaction, request: Request, status: int, reason: str | None
     ) -> None:
@@ -328,6 +333,7 @@ class UsersProxy:
         self._fix_contact(request, origin)
         targets = [self._server_target(server) for server in ranked]
         call = Call(company.media_relay_set_id, False)
+        self._trying(transaction, request)
         self._spawn(self._forward_anchored(request, origin, transaction, targets, call, True))
 
     def _authenticate(self, request: Request, transaction: ServerTransaction, company: Any) -> Any:

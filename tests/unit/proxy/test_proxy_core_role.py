@@ -16,7 +16,6 @@ from ivoz.proxy.role import Call, UsersProxy
 from ivoz.sip import Request, Response, parse_message
 from ivoz.sip.auth import Challenge
 from ivoz.sip.digest import answer_challenge
-from ivoz.sip.timers import TimerConfig
 from ivoz.state.location import Binding, MemoryLocationStore
 from ivoz.transport import Address, Kind, Origin
 from ivoz.transport.node import SipNode
@@ -105,12 +104,7 @@ class Harness:
         self.sent: list[tuple[bytes, Address | int]] = []
         self.relays = Relays()
         self.services = Services()
-        self.node = SipNode(
-            None,  # type: ignore[arg-type]
-            layer=self,
-            clock=lambda: 0.0,
-            timers=TimerConfig(trying_delay=0),  # as the role's own node: 100 at once
-        )
+        self.node = SipNode(None, layer=self, clock=lambda: 0.0)  # type: ignore[arg-type]
         self.node.listening[Kind.UDP] = PROXY
         self.proxy = UsersProxy(
             Config(),
@@ -227,7 +221,7 @@ async def test_callee_header_from_a_phone_is_not_trusted() -> None:
     h = Harness()
     # from a phone's address: treated as a phone call, so it must authenticate
     await h.receive(invite(extra=[("X-Ivoz-Callee-Terminal", "11")]), ALICE)
-    assert h.responses() == [100, 407]
+    assert h.responses() == [407]
 
 
 async def test_from_the_application_server_no_binding_is_480() -> None:
@@ -315,7 +309,7 @@ async def test_in_dialog_request_without_our_route_gets_481() -> None:
     request = invite(extra=[])
     request.headers.set("To", f"<sip:1002@{DOMAIN}>;tag=zz")
     await h.receive(request, ALICE)
-    assert h.responses() == [100, 481]
+    assert h.responses() == [481]
 
 
 async def test_options_to_the_proxy_and_register_is_served() -> None:
