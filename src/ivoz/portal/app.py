@@ -84,6 +84,7 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     throttle: LoginThrottle | None = None,
+    location: Any = None,
 ) -> FastAPI:
     secret = config.api_secret or load_or_create_secret(config.data_dir)
     state = PortalState(
@@ -93,6 +94,7 @@ def create_app(
         tokens=TokenService(secret, clock),
         throttle=throttle or LoginThrottle(clock),
         clock=clock,
+        location=location,
     )
     app = FastAPI(title="Ivoz", version=__version__, docs_url=None, redoc_url=None)
     app.state.portal = state

@@ -38,6 +38,9 @@ class PortalState:
     tokens: TokenService
     throttle: LoginThrottle
     clock: Callable[[], float]
+    # Live registrations (ivoz.state.location.LocationStore) for status routes; None
+    # when the portal runs without live state.
+    location: Any = None
 
 
 STATE_KEY = "ivoz.portal"

@@ -73,6 +73,20 @@ def owner_fields(model: type[Any], level: str) -> frozenset[str]:
     return frozenset(fixed)
 
 
+def immutable_fields(model: type[Any]) -> frozenset[str]:
+    """Ownership that a PATCH may not move: a row changes tenant only by being re-created
+    (its children and references would otherwise straddle two tenants)."""
+    from ivoz.domain import models as m
+
+    names = {c.name for c in columns(model)}
+    fixed = {"brand_id"} & names
+    if model in m.COMPANY_OWNED:
+        fixed |= {"company_id"}
+    if model is m.CallForwardSetting:
+        fixed |= {"user_id"}
+    return frozenset(fixed)
+
+
 def exposed(spec: EntitySpec) -> list[Column[Any]]:
     return [c for c in columns(spec.model) if c.name not in HIDDEN | spec.exclude]
 
@@ -215,6 +229,8 @@ def build(spec: EntitySpec, level: str) -> tuple[type[BaseModel], type[BaseModel
             create_fields[name] = (kind, None)
         else:
             create_fields[name] = (kind, ...)
+        if name in immutable_fields(spec.model):
+            continue
         if spec.writable is None or name in spec.writable:
             update_fields[name] = (kind | None if column.nullable else kind, None)
     for secret, column_name in spec.passwords.items():

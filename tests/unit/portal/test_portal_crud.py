@@ -212,3 +212,17 @@ async def test_brand_gives_clients_only_its_own_features(portal: Portal) -> None
         f"/api/brand/companies/{a.company_id}", json={"feature_ids": [2, 3]}, headers=brand
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "feature_ids"
+
+
+async def test_rows_do_not_change_tenant(portal: Portal) -> None:
+    a = portal.seed.a
+    r = await portal.client.patch(
+        f"/api/platform/companies/{a.company_id}",
+        json={"brand_id": portal.seed.b.brand_id},
+        headers=portal.as_platform(),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "brand_id"
+    r = await portal.client.patch(
+        f"/api/brand/ddis/{a.ddi_id}", json={"company_id": None}, headers=portal.as_brand(a)
+    )
+    assert r.status_code == 200 and r.json()["company_id"] is None  # a DDI is reassignable
