@@ -96,6 +96,20 @@ def assert_hears(path: Path | None, expected: float, who: str = "") -> None:
 # -- baresip ---------------------------------------------------------------------------
 
 
+def free_port_pair() -> int:
+    """A port P such that P and P + 1 are both free (UDP and TCP) right now."""
+    for _ in range(100):
+        port = free_port()
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((HOST, port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports")
+
+
 class BaresipError(AssertionError):
     pass
 
@@ -129,8 +143,11 @@ class Baresip:
         self.directory = workdir / f"baresip-{name}"
         self.rec = self.directory / "rec"
         self.rec.mkdir(parents=True, exist_ok=True)
-        self.sip_port = free_port()
+        # baresip listens on SIP_PORT (UDP, TCP) and SIP_PORT + 1 (TLS).
+        self.sip_port = free_port_pair()
         self.ctrl_port = free_port()
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port()
         self.tone = tone
         self.wav = write_tone(self.directory / f"tone_{int(tone)}.wav", tone)
         if account is None:
