@@ -154,6 +154,8 @@ class Leg:
     owed_ack: tuple[Leg, int] | None = None
     # ACKs we sent on this leg, by the INVITE's CSeq number, for 2xx retransmissions
     acks: dict[int, tuple[Request, Address]] = field(default_factory=dict)
+    # an in-dialog INVITE we sent on this leg awaits its final response
+    reinvite_out: bool = False
 
     def move(self, what: LegInput) -> None:
         after = LEG_TABLE.get((self.state, what))
@@ -712,6 +714,16 @@ class B2BUA:
             # RFC 3261 14.2 / 12.2.2: nothing on the other side to pass this to
             self._reply(transaction, request, 481 if other is None else 491)
             return
+        if request.method == "INVITE":
+            if leg.reinvite_out:
+                # RFC 3261 14.2: an INVITE arrives while ours on this dialog is pending
+                self._reply(transaction, request, 491)
+                return
+            if other.reinvite_out:
+                # RFC 3261 14.2: a second INVITE before the first got its final response
+                self._reply(transaction, request, 500, None, Retry_After="2")
+                return
+            other.reinvite_out = True
         destination = self._destination(other, target)
         relayed = target.create_request(
             request.method,
@@ -738,6 +750,8 @@ class B2BUA:
         if dialog is not None:
             dialog.receive_response(response)
         method = request.method
+        if method == "INVITE" and status >= 200:
+            other.reinvite_out = False
         if method == "INVITE" and 200 <= status < 300:
             seq = response.cseq.seq
             sent = other.acks.get(seq)
@@ -769,6 +783,8 @@ class B2BUA:
                 leg.owed_ack = (other, seq)
 
     def _relayed_failure(self, transaction: Any, request: Request, other: Leg, status: int) -> None:
+        if request.method == "INVITE":
+            other.reinvite_out = False
         self._reply(transaction, request, status)
         if status == 408 and other.dialog is not None and not other.dialog.terminated:
             # RFC 3261 12.2.1.2: a timed-out in-dialog request ends the dialog

@@ -470,3 +470,41 @@ def test_leg_table_is_documented_and_illegal_moves_raise() -> None:
     assert (LegState.ANSWERED, LegInput.CANCEL) not in LEG_TABLE
     with pytest.raises(LocalError):
         leg.move(LegInput.CANCEL)
+
+
+def test_reinvite_glare_491_and_second_reinvite_500() -> None:
+    h = Harness()
+    _a, b = answered_call(h)
+    h.ack()
+    first = h.a_request("INVITE", SDP_A)
+    (out,) = [t for t in h.sip.invites() if t is not b]
+    # the caller sends another re-INVITE before the first is answered: 500 Retry-After
+    second = h.a_request("INVITE", SDP_A)
+    assert second.final.status == 500 and second.final.headers.get("Retry-After")
+    # the callee's own re-INVITE crosses ours on its dialog: 491
+    callee = h.b_dialog(b)
+    glare = callee.create_request(
+        "INVITE",
+        via=Via("UDP", "127.0.0.1", 5060),
+        headers=[("Content-Type", "application/sdp")],
+        body=SDP_B,
+    )
+    txn = h.receive(glare)
+    assert txn.final.status == 491
+    out.respond(200, SDP_B)
+    assert first.final.status == 200
+    # once answered, a new re-INVITE goes through
+    h.a_request("INVITE", SDP_A)
+    assert len([t for t in h.sip.invites() if t is not b]) == 2
+
+
+def test_malformed_response_never_raises_into_the_node() -> None:
+    h = Harness()
+    h.invite("1002")
+    (b,) = h.sip.invites()
+    from ivoz.sip import Response
+
+    bad = Response(180, None, [("Via", "garbage"), ("To", "<<<"), ("CSeq", "x")])
+    b.on_response(bad)  # logged and dropped
+    b.respond(180)
+    assert h.a_txn.statuses == [180]
