@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 # A result row (sqlalchemy Row) of one of the column lists below.
 _Row = Any
 
-YIELD_EVERY = 2000  # rows built between two yields to the event loop during a full load
+YIELD_EVERY = 500  # rows decoded and indexed between two yields to the event loop (full load)
 
 _COMPANY = (
     m.Company.id,
@@ -243,6 +243,21 @@ class _Snapshot:
         self.servers: dict[int, ServerView] = {}
         self.server_hosts: frozenset[str] = frozenset()
         self.relays: dict[int, RelayView] = {}
+        # Reverse indexes: the users whose own extension is X; each client's row ids.
+        self.extension_users: dict[int, set[int]] = {}
+        self.of_company: dict[str, dict[int, set[int]]] = {
+            kind: {} for kind in ("terminal", "user", "extension", "forward")
+        }
+
+    def _own(self, kind: str, company_id: int, row_id: int) -> None:
+        self.of_company[kind].setdefault(company_id, set()).add(row_id)
+
+    def _disown(self, kind: str, company_id: int, row_id: int) -> None:
+        ids = self.of_company[kind].get(company_id)
+        if ids is not None:
+            ids.discard(row_id)
+            if not ids:
+                del self.of_company[kind][company_id]
 
     # -- companies
 
@@ -263,13 +278,13 @@ class _Snapshot:
     # -- one client's rows
 
     def drop_rows_of(self, company_id: int) -> None:
-        for tid in [t.id for t in self.terminals.values() if t.company_id == company_id]:
+        for tid in list(self.of_company["terminal"].get(company_id, ())):
             self.drop_terminal(tid)
-        for uid in [u.id for u in self.users.values() if u.company_id == company_id]:
+        for uid in list(self.of_company["user"].get(company_id, ())):
             self.drop_user(uid)
-        for eid in [e.id for e in self.extensions.values() if e.company_id == company_id]:
+        for eid in list(self.of_company["extension"].get(company_id, ())):
             self.drop_extension(eid)
-        for fid in [f.id for f in self.forwards.values() if f.company_id == company_id]:
+        for fid in list(self.of_company["forward"].get(company_id, ())):
             self.drop_forward(fid)
 
     def put_terminal(self, row: _Row) -> None:
@@ -277,10 +292,14 @@ class _Snapshot:
         view = _terminal(row, self.terminal_user.get(row.id))
         self.terminals[view.id] = view
         self.by_username[(view.company_id, view.sip_username)] = view.id
+        self._own("terminal", view.company_id, view.id)
 
     def drop_terminal(self, terminal_id: int) -> None:
         old = self.terminals.pop(terminal_id, None)
-        if old is not None and self.by_username.get((old.company_id, old.sip_username)) == old.id:
+        if old is None:
+            return
+        self._disown("terminal", old.company_id, old.id)
+        if self.by_username.get((old.company_id, old.sip_username)) == old.id:
             del self.by_username[(old.company_id, old.sip_username)]
 
     def _link_terminal(self, terminal_id: int | None) -> None:
@@ -297,13 +316,25 @@ class _Snapshot:
         extension = self.extensions.get(row.extension_id) if row.extension_id else None
         view = _user(row, extension.number if extension is not None else None)
         self.users[view.id] = view
+        self._own("user", view.company_id, view.id)
+        if view.extension_id is not None:
+            self.extension_users.setdefault(view.extension_id, set()).add(view.id)
         if view.terminal_id is not None:
             self.terminal_user[view.terminal_id] = view.id
             self._link_terminal(view.terminal_id)
 
     def drop_user(self, user_id: int) -> None:
         old = self.users.pop(user_id, None)
-        if old is not None and old.terminal_id is not None:
+        if old is None:
+            return
+        self._disown("user", old.company_id, old.id)
+        if old.extension_id is not None:
+            users = self.extension_users.get(old.extension_id)
+            if users is not None:
+                users.discard(old.id)
+                if not users:
+                    del self.extension_users[old.extension_id]
+        if old.terminal_id is not None:
             if self.terminal_user.get(old.terminal_id) == user_id:
                 del self.terminal_user[old.terminal_id]
             self._link_terminal(old.terminal_id)
@@ -313,30 +344,35 @@ class _Snapshot:
         view = _extension(row)
         self.extensions[view.id] = view
         self.by_number[(view.company_id, view.number)] = view.id
+        self._own("extension", view.company_id, view.id)
         self._renumber_users(view.id, view.number)
 
     def drop_extension(self, extension_id: int) -> None:
         old = self.extensions.pop(extension_id, None)
         if old is None:
             return
+        self._disown("extension", old.company_id, old.id)
         if self.by_number.get((old.company_id, old.number)) == old.id:
             del self.by_number[(old.company_id, old.number)]
         self._renumber_users(old.id, None)
 
     def _renumber_users(self, extension_id: int, number: str | None) -> None:
-        for user in list(self.users.values()):
-            if user.extension_id == extension_id and user.extension_number != number:
-                self.users[user.id] = dataclasses.replace(user, extension_number=number)
+        for user_id in self.extension_users.get(extension_id, ()):
+            user = self.users[user_id]
+            if user.extension_number != number:
+                self.users[user_id] = dataclasses.replace(user, extension_number=number)
 
     def put_forward(self, row: _Row) -> None:
         self.drop_forward(row.id)
         view = _forward(row)
         self.forwards[view.id] = view
         self.user_forwards.setdefault(view.user_id, {})[view.id] = view
+        self._own("forward", view.company_id, view.id)
 
     def drop_forward(self, forward_id: int) -> None:
         old = self.forwards.pop(forward_id, None)
         if old is not None:
+            self._disown("forward", old.company_id, old.id)
             mine = self.user_forwards.get(old.user_id)
             if mine is not None:
                 mine.pop(forward_id, None)
@@ -436,27 +472,27 @@ class Directory:
             await self._reload_all()
 
     async def _reload_all(self) -> None:
+        data = _Snapshot()
+        # Extensions before users (a user's number), users before terminals (user_id).
+        steps: tuple[tuple[tuple[Any, ...], Callable[[_Row], None]], ...] = (
+            (_EXTENSION, data.put_extension),
+            (_USER, data.put_user),
+            (_TERMINAL, data.put_terminal),
+            (_FORWARD, data.put_forward),
+        )
         async with self.database.sessionmaker() as session:
-            companies = (await session.execute(select(*_COMPANY))).all()
-            rows = await self._read_slice(session, None)
+            for row in (await session.execute(select(*_COMPANY))).all():
+                data.put_company(_company(row))
+            # Streamed in partitions, with a yield to the event loop after each, so that
+            # a large platform does not hold the loop for long (rows are decoded on it).
+            for columns, put in steps:
+                result = await session.stream(select(*columns))
+                async for part in result.partitions(YIELD_EVERY):
+                    for row in part:
+                        put(row)
+                    await asyncio.sleep(0)
             servers = (await session.execute(select(*_SERVER))).all()
             relays = (await session.execute(select(*_RELAY))).all()
-        data = _Snapshot()
-        for row in companies:
-            data.put_company(_company(row))
-        # Build in chunks so that a large platform does not hold the loop for long.
-        # Extensions before users (a user's number), users before terminals (user_id).
-        steps: tuple[tuple[Sequence[_Row], Callable[[_Row], None]], ...] = (
-            (rows.extensions, data.put_extension),
-            (rows.users, data.put_user),
-            (rows.terminals, data.put_terminal),
-            (rows.forwards, data.put_forward),
-        )
-        for chunk, put in steps:
-            for start in range(0, len(chunk), YIELD_EVERY):
-                for row in chunk[start : start + YIELD_EVERY]:
-                    put(row)
-                await asyncio.sleep(0)
         data.set_servers(servers)
         data.set_relays(relays)
         self._data = data
