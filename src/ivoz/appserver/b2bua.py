@@ -357,6 +357,12 @@ class B2BUA:
             if caller_terminal.user_id is not None:
                 caller_user = self.directory.user(caller_terminal.user_id)
         request.from_  # noqa: B018  (RemoteError 400 now rather than later)
+        unsupported = request.option_tags("Require")
+        if unsupported:
+            # RFC 3261 8.2.2.3: we support no extension that a caller may require
+            # (100rel, timer...): 420 Bad Extension listing them in Unsupported
+            self._reply(transaction, request, 420, None, Unsupported=", ".join(unsupported))
+            return
         dialled = request.uri.user
         if not dialled:
             self._reply(transaction, request, 404, "No number dialled")

@@ -508,3 +508,14 @@ def test_malformed_response_never_raises_into_the_node() -> None:
     b.on_response(bad)  # logged and dropped
     b.respond(180)
     assert h.a_txn.statuses == [180]
+
+
+def test_required_extension_is_420() -> None:
+    h = Harness()
+    a = h.invite("1002", extra=(("Require", "100rel"),))
+    assert a.final.status == 420 and a.final.headers.get("Unsupported") == "100rel"
+    assert not h.sip.sent
+    # merely supported extensions are fine (and not passed on to the callee)
+    h.invite("1002", extra=(("Supported", "100rel, timer"),))
+    (b,) = h.sip.invites()
+    assert b.request.headers.get("Supported") is None
