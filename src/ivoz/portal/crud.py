@@ -94,6 +94,25 @@ async def check_references(work: Work, spec: EntitySpec, values: dict[str, Any])
             values["brand_id"] = row.brand_id
 
 
+async def check_same_client(work: Work, spec: EntitySpec, row: Any) -> None:
+    """A client's row points only at objects of the same client (a brand must not route
+    client X's DDI to client Y's user, though it sees both)."""
+    if not hasattr(row, "company_id") or spec.model is models.Company:
+        return
+    for column in schemas.columns(spec.model):
+        value = getattr(row, column.key, None)
+        if value is None or not column.foreign_keys or column.name == "company_id":
+            continue
+        target = _model_for_table(next(iter(column.foreign_keys)).column.table.name)
+        if target is None or target is models.Company or not hasattr(target, "company_id"):
+            continue
+        other = await work.session.get(target, value)
+        if other is None:
+            continue
+        if row.company_id is None or other.company_id != row.company_id:
+            raise FieldError(column.name, f"the {target.__name__} belongs to another client")
+
+
 def row_dict(spec: EntitySpec, row: Any) -> dict[str, Any]:
     data = {c.name: getattr(row, c.key, None) for c in schemas.exposed(spec)}
     for name, (attribute, _model) in spec.relations.items():
@@ -257,6 +276,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
                 if spec.check is not None:
                     await spec.check(work, values, None)
                 row = model(**values, **linked)
+                await check_same_client(work, spec, row)
                 work.session.add(row)
                 await _visible(work, spec, row)
                 return row_dict(spec, row)
@@ -289,6 +309,7 @@ def build_router(spec: EntitySpec, level: str) -> APIRouter:
                     await spec.check(work, values, row)
                 for name, value in values.items():
                     setattr(row, name, value)
+                await check_same_client(work, spec, row)
                 await _visible(work, spec, row)
                 return row_dict(spec, row)
 

@@ -223,6 +223,32 @@ async def test_rows_do_not_change_tenant(portal: Portal) -> None:
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "brand_id"
     r = await portal.client.patch(
-        f"/api/brand/ddis/{a.ddi_id}", json={"company_id": None}, headers=portal.as_brand(a)
+        f"/api/brand/ddis/{a.ddi_id}",
+        json={"company_id": None, "user_id": None, "route_type": None},
+        headers=portal.as_brand(a),
     )
     assert r.status_code == 200 and r.json()["company_id"] is None  # a DDI is reassignable
+
+
+async def test_a_clients_rows_point_only_within_the_client(portal: Portal) -> None:
+    a = portal.seed.a
+    brand = portal.as_brand(a)
+    other = await portal.client.post(
+        "/api/brand/companies", json={"name": "Other client", "type": "vpbx"}, headers=brand
+    )
+    assert other.status_code == 201
+    # A's DDI routed to A's user: fine; moved to the other client with the user kept: no.
+    r = await portal.client.patch(
+        f"/api/brand/ddis/{a.ddi_id}", json={"company_id": other.json()["id"]}, headers=brand
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
+    r = await portal.client.patch(
+        f"/api/brand/ddis/{a.ddi_id}",
+        json={"company_id": other.json()["id"], "user_id": None, "route_type": None},
+        headers=brand,
+    )
+    assert r.status_code == 200
+    r = await portal.client.patch(
+        f"/api/brand/ddis/{a.ddi_id}", json={"user_id": a.user_id}, headers=brand
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
