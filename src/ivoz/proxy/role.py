@@ -230,14 +230,7 @@ class UsersProxy:
             self.node.respond(transaction, response)
 
     def _from_application_server(self, request: Request, origin: Origin) -> bool:
-        if HEADER_CALLEE not in request.headers:
-            return False
-        source = origin.remote
-        for server in self.directory.application_servers(None):
-            if server.host == source.host and server.port == source.port:
-                return True
-        # the embedded default: the application server of this process on loopback
-        return source.host in ("127.0.0.1", "::1") and source.port == self.config.appserver_port
+        return HEADER_CALLEE in request.headers and self._is_server(origin)
 
     # -- requests the proxy answers itself ----------------------------------------------
 
@@ -634,9 +627,13 @@ class UsersProxy:
         )
 
     def _is_server(self, origin: Origin) -> bool:
+        """Whether the packet came from an application server: its host *and* port, so
+        that phones on the same host (loopback in the embedded default) are not."""
         source = origin.remote
-        if self.directory.is_application_server(source.host):
-            return True
+        for server in self.directory.application_servers(None):
+            if server.host == source.host and server.port == source.port:
+                return True
+        # the embedded default: the application server of this process on loopback
         return source.host in ("127.0.0.1", "::1") and source.port == self.config.appserver_port
 
     def _is_server_target(self, target: Target) -> bool:
