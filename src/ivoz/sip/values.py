@@ -153,8 +153,8 @@ _TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
 # hostname or IPv4 address, optional port, token parameters without whitespace.
 _FAST_VIA_RE = re.compile(
     r"SIP/2\.0/(UDP|TCP|TLS|SCTP|WS|WSS) "
-    r"([A-Za-z0-9_](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?)(?::([0-9]{1,5}))?"
-    rf"((?:;{_TOKEN_CLASS}+(?:={_TOKEN_CLASS}+)?)*)"
+    r"([A-Za-z0-9_][A-Za-z0-9\-_.]*+)(?::([0-9]{1,5}))?"
+    rf"((?:;{_TOKEN_CLASS}++(?:={_TOKEN_CLASS}++)?)*+)"
 )
 
 
@@ -180,7 +180,7 @@ class Via:
     def parse(cls, text: str) -> Via:
         # RFC 3261 25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params )
         fast = _FAST_VIA_RE.fullmatch(text)
-        if fast is not None:
+        if fast is not None and text[fast.end(2) - 1] != "-":
             transport, host, port_text, ptext = fast.groups()
             port = None
             if port_text is not None:
