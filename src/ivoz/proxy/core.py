@@ -131,6 +131,7 @@ class Context:
     on_response: ResponseHook | None = None
     on_final: Callable[[Context, Response], None] | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    no_response: float = NO_RESPONSE
 
     @property
     def is_invite(self) -> bool:
@@ -265,8 +266,14 @@ class Proxy:
         on_response: ResponseHook | None = None,
         on_final: Callable[[Context, Response], None] | None = None,
         data: dict[str, Any] | None = None,
+        no_response: float | None = None,
     ) -> Context:
-        """Forward ``request`` statefully to every target at once (parallel forking)."""
+        """Forward ``request`` statefully to every target at once (parallel forking).
+
+        ``alternates`` are tried one after the other when every branch so far got no
+        response at all; ``no_response`` (seconds, default the proxy's) is how long a
+        branch may stay silent before it counts as 408.
+        """
         if not targets:
             raise LocalError("forward needs at least one target")
         context = Context(
@@ -278,6 +285,7 @@ class Proxy:
             on_response=on_response,
             on_final=on_final,
             data=data or {},
+            no_response=self.no_response if no_response is None else no_response,
         )
         if transaction is not None:
             self.contexts[id(transaction)] = context
@@ -351,7 +359,7 @@ class Proxy:
             # RFC 3261 16.6 step 11: Timer C for an INVITE
             branch.timer_c = now + self.timer_c
             self._push(branch.timer_c, branch)
-        branch.no_response = now + self.no_response
+        branch.no_response = now + context.no_response
         self._push(branch.no_response, branch)
         return branch
 

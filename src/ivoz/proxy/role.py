@@ -89,6 +89,9 @@ HEADER_COMPANY = "X-Ivoz-Company"
 HEADER_CALLER = "X-Ivoz-Caller-Terminal"
 HEADER_CALLEE = "X-Ivoz-Callee-Terminal"
 TRUSTED_PREFIX = "x-ivoz-"
+# seconds an application server has to answer an INVITE at all (its 100 Trying comes
+# within 200 ms, RFC 3261 17.2.1) before the next server of the set is tried
+SERVER_NO_RESPONSE = 4.0
 HOUSEKEEPING = 0.25  # seconds between two runs of the proxy's timers, probes, keep-alives
 
 
@@ -465,6 +468,7 @@ class UsersProxy:
             on_response=self._response_hook,
             on_final=self._final,
             data={"call": call, "to_server": to_server},
+            no_response=SERVER_NO_RESPONSE if to_server else None,
         )
 
     def _take_early_cancel(self, transaction: ServerTransaction, request: Request) -> bool:
@@ -489,9 +493,7 @@ class UsersProxy:
             server_id = branch.target.label
             if isinstance(server_id, int):
                 self.dispatcher.answered(server_id, self.node.now())
-                if branch.local_failure:
-                    self.dispatcher.failed(server_id, self.node.now())
-                elif context.data.get("server") != server_id:
+                if context.data.get("server") != server_id:
                     context.data["server"] = server_id
                     call.server_id = server_id
                     self.dispatcher.call_started(server_id, context.request.call_id)
@@ -569,8 +571,8 @@ class UsersProxy:
         if destination is None:
             self._reply(transaction, request, 404, "Not Found")
             return
-        if HEADER_CALLEE not in request.headers and not self._is_server(origin):
-            strip_trusted(request)
+        if not self._is_server(origin):
+            strip_trusted(request)  # the trust boundary holds inside dialogs too
         call_id = request.call_id
         call = self.calls.get(call_id)
         method = request.method
