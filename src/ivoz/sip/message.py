@@ -627,21 +627,15 @@ def _fast_tag(raw: str) -> str | object | None:
     """The ``tag`` parameter of a From/To value, or _SLOW when a full parse is needed.
 
     RFC 3261 20.10: after a name-addr's ">" (or an addr-spec's first ";") come the
-    header parameters. Quoted strings anywhere but a simple display name take the slow
-    path, so a ";tag=" inside quotes is never mistaken for the tag.
+    header parameters. The last ">" ends the URI (a URI holds no ">" and a quoted
+    display name comes before it); a quoted string after it takes the slow path, so a
+    ";tag=" inside quotes is never mistaken for the tag.
     """
-    if raw[:1] == '"':
-        close = raw.find('"', 1)
-        if close < 0 or "\\" in raw[1:close]:
-            return _SLOW
-        lt = raw.find("<", close)
-    else:
-        lt = raw.find("<")
-    if lt >= 0:
-        gt = raw.find(">", lt)
-        if gt < 0:
-            return _SLOW
+    gt = raw.rfind(">")
+    if gt >= 0:
         tail = raw[gt + 1 :]
+    elif "<" in raw:
+        return _SLOW
     else:
         semi = raw.find(";")
         if semi < 0:
