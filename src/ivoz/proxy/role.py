@@ -102,6 +102,8 @@ class Call:
     relay_set: int | None
     media: bool
     server_id: int | None = None
+    relay_set_known: bool = True  # False for a placeholder (a call we never saw)
+    late_offerer: str | None = None  # the To tag whose 2xx carried the offer
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -486,7 +488,7 @@ class UsersProxy:
         response: Response,
         deliver: Callable[[Response], None],
     ) -> None:
-        call: Call = context.data.get("call") or Call(None, False)
+        call: Call = context.data.get("call") or Call(None, False, relay_set_known=False)
         to_server = bool(context.data.get("to_server"))
         if to_server and branch.target.label is not None and response.status >= 100:
             # the server answered: it is alive (and keeps the call it took)
@@ -499,33 +501,58 @@ class UsersProxy:
                     self.dispatcher.call_started(server_id, context.request.call_id)
         if not to_server and 180 <= response.status < 300 and not branch.local_failure:
             self._fix_response_contact(response, branch.target.label, branch.target.transport)
-        needs_answer = (
-            call.media
-            and 180 <= response.status < 300
-            and has_sdp(response.body, response.content_type)
+        sdp = has_sdp(response.body, response.content_type) and 180 <= response.status < 300
+        # RFC 3264: an INVITE without SDP gets the offer in the 2xx (late offer), which
+        # the proxy anchors with an ng offer; the answer then comes in the ACK
+        late = (
+            sdp
+            and call.relay_set_known
+            and context.is_invite
+            and response.status >= 200
+            and not has_sdp(context.request.body, context.request.content_type)
         )
+        needs_answer = sdp and call.media and not late
         previous = context.data.get("chain")
-        if not needs_answer and (previous is None or previous.done()):
+        if not (needs_answer or late) and (previous is None or previous.done()):
             deliver(response)
             return
+        source = None if to_server else branch.target.label
+        source = source if isinstance(source, Address) else None
+        cache: dict[tuple[str, bytes], bytes] = context.data.setdefault("sdp", {})
+        key = (response.to_tag or "", response.body)
 
         async def run() -> None:
             if previous is not None:
                 with contextlib.suppress(Exception):
                     await previous
-            if needs_answer:
-                source = None if to_server else branch.target.label
+            done = cache.get(key)
+            if done is not None:
+                response.body = done  # a retransmitted 2xx: the relay already has it
+            elif late or needs_answer:
+                call_id = context.request.call_id
                 try:
-                    response.body = await self.media.answer(
-                        call.relay_set,
-                        context.request.call_id,
-                        context.request.from_tag or "",
-                        response.to_tag or "",
-                        response.body,
-                        source if isinstance(source, Address) else None,
-                    )
+                    if late:
+                        offerer = response.to_tag or ""
+                        body = await self.media.offer(
+                            call.relay_set, call_id, offerer, response.body, source
+                        )
+                        call.media = True
+                        call.late_offerer = offerer
+                    else:
+                        body = await self.media.answer(
+                            call.relay_set,
+                            call_id,
+                            context.request.from_tag or "",
+                            response.to_tag or "",
+                            response.body,
+                            source,
+                        )
+                    cache[key] = body
+                    response.body = body
                 except Exception as exc:
-                    log.warning("ng answer failed for %s: %s", context.request.call_id, exc)
+                    log.warning(
+                        "ng %s failed for %s: %s", "offer" if late else "answer", call_id, exc
+                    )
             deliver(response)
 
         context.data["chain"] = self._spawn(run())
@@ -600,7 +627,10 @@ class UsersProxy:
             [target],
             record_route=False,
             on_response=self._response_hook,
-            data={"call": call or Call(None, False), "to_server": False},
+            data={
+                "call": call or Call(None, False, relay_set_known=False),
+                "to_server": self._is_server_target(target),
+            },
         )
 
     async def _reoffer(
@@ -665,6 +695,39 @@ class UsersProxy:
         destination, kind = self._hop(request)
         if destination is None:
             return
+        if not self._is_server(origin):
+            strip_trusted(request)
+        call = self.calls.get(request.call_id)
+        if (
+            call is not None
+            and call.late_offerer is not None
+            and has_sdp(request.body, request.content_type)
+        ):
+            # RFC 3264: the ACK holds the answer to the offer of a late-offer 2xx
+            source = None if self._is_server(origin) else origin.remote
+            self._spawn(self._ack_answer(request, destination, kind, call, source))
+            return
+        self.proxy.forward_stateless(request, destination, kind)
+
+    async def _ack_answer(
+        self,
+        request: Request,
+        destination: Address | int,
+        kind: Kind,
+        call: Call,
+        source: Address | None,
+    ) -> None:
+        try:
+            request.body = await self.media.answer(
+                call.relay_set,
+                request.call_id,
+                call.late_offerer or "",
+                request.from_tag or "",
+                request.body,
+                source,
+            )
+        except Exception as exc:
+            log.warning("ng answer in ACK failed for %s: %s", request.call_id, exc)
         self.proxy.forward_stateless(request, destination, kind)
 
     # -- NAT ----------------------------------------------------------------------------------

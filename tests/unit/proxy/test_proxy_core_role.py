@@ -343,3 +343,54 @@ async def test_options_to_the_proxy_and_register_is_served() -> None:
     )
     await h.receive(register, ALICE)
     assert h.responses() == [401]  # the registrar's digest challenge
+
+
+def response_to(request: Request, status: int, to_tag: str, body: bytes = b"") -> bytes:
+    vias = "".join(f"Via: {v}\r\n" for v in request.headers.get_all("Via"))
+    content_type = "Content-Type: application/sdp\r\n" if body else ""
+    return (
+        f"SIP/2.0 {status} X\r\n{vias}From: {request.headers.get('From')}\r\n"
+        f"To: {request.headers.get('To')};tag={to_tag}\r\nCall-ID: {request.call_id}\r\n"
+        f"CSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.5:5060>\r\n{content_type}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def test_late_offer_is_anchored_on_the_2xx_and_answered_in_the_ack() -> None:
+    h = Harness()
+    await h.services.location.save(binding("sip:bob@10.0.0.5:5060", BOB1))
+    request = invite(f"sip:bob@{DOMAIN}", source=AS, extra=[("X-Ivoz-Callee-Terminal", "11")])
+    request.body = b""
+    request.headers.remove("Content-Type")
+    await h.receive(request, AS)
+    assert h.relays.commands == []  # nothing to offer yet
+    ((forwarded, _),) = [(m, w) for m, w in h.take() if isinstance(m, Request)]
+    assert isinstance(forwarded, Request)
+    ok = response_to(forwarded, 200, "bob", b"v=0\r\nc=IN IP4 10.0.0.5\r\n")
+    for _ in range(2):  # the 2xx and a retransmission of it
+        h.node.message_received(ok, Origin(Kind.UDP, BOB1, PROXY))
+        for _ in range(10):
+            await asyncio.sleep(0)
+    bodies = [m.body for m, _ in h.take() if isinstance(m, Response) and m.status == 200]
+    assert bodies == [b"v=0\r\nc=IN IP4 relay\r\n"] * 2
+    assert h.relays.commands == [("offer", "call-z9hG4bK-a1")]  # once, not per retransmission
+    ack = Request(
+        "ACK",
+        "sip:bob@127.0.0.1:" + str(BOB1.port),
+        [
+            ("Via", f"SIP/2.0/UDP {AS.host}:{AS.port};branch=z9hG4bK-ack"),
+            ("Route", "<sip:127.0.0.1:5060;lr>"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:alice@{DOMAIN}>;tag=from-a"),
+            ("To", f"<sip:bob@{DOMAIN}>;tag=bob"),
+            ("Call-ID", "call-z9hG4bK-a1"),
+            ("CSeq", "1 ACK"),
+            ("Content-Type", "application/sdp"),
+        ],
+        b"v=0\r\nc=IN IP4 relay-a\r\n",
+    )
+    await h.receive(ack, AS)
+    ((sent, _),) = [(m, w) for m, w in h.take() if isinstance(m, Request)]
+    assert isinstance(sent, Request) and sent.method == "ACK"
+    assert sent.body == b"v=0\r\nc=IN IP4 relay-answer\r\n"
+    assert h.relays.commands[-1] == ("answer", "call-z9hG4bK-a1")
