@@ -12,9 +12,13 @@ from test_portal_auth import (
     test_logout_revokes_the_session,
 )
 from test_portal_crud import (
+    test_a_clients_rows_point_only_within_the_client,
+    test_brand_gives_clients_only_its_own_features,
     test_client_routes_its_ddis_but_cannot_add_or_renumber,
     test_level_manages_its_entities,
     test_restricted_administrator_sees_only_its_grants,
+    test_restricted_administrators_hand_out_no_rights,
+    test_rows_do_not_change_tenant,
     test_shared_rows_are_read_only_below_their_owner,
     test_user_manages_only_its_call_forwards,
     test_user_reads_and_changes_its_profile,
@@ -35,6 +39,8 @@ from test_portal_validation import (
 pytestmark = pytest.mark.integration
 
 __all__ = [
+    "test_a_clients_rows_point_only_within_the_client",
+    "test_brand_gives_clients_only_its_own_features",
     "test_client_routes_its_ddis_but_cannot_add_or_renumber",
     "test_conflict_names_the_fields",
     "test_conflicts_are_409",
@@ -47,6 +53,8 @@ __all__ = [
     "test_logout_revokes_the_session",
     "test_reference_to_missing_object_is_422",
     "test_restricted_administrator_sees_only_its_grants",
+    "test_restricted_administrators_hand_out_no_rights",
+    "test_rows_do_not_change_tenant",
     "test_shared_rows_are_read_only_below_their_owner",
     "test_user_manages_only_its_call_forwards",
     "test_user_reads_and_changes_its_profile",

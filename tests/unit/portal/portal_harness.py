@@ -6,10 +6,13 @@ Imported by tests/unit/portal/conftest.py (SQLite) and tests/integration/portal/
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import dataclasses
 import functools
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from ivoz.config import Config
 from ivoz.domain import models as m
@@ -26,7 +30,8 @@ from ivoz.domain.events import ConfigChanged, MemoryEventBus
 from ivoz.domain.security import hash_password
 from ivoz.portal.app import create_app
 from ivoz.portal.tokens import LoginThrottle, Principal
-from support.database import make_database
+from support.database import postgres_url
+from support.tools import in_ci
 
 PASSWORD = "correct horse battery"
 
@@ -327,8 +332,78 @@ async def seeded_database(
         finally:
             await database.dispose()
         return
-    async with make_database(kind, tmp_path) as database:
-        yield database, await seed_platform(database)
+    if kind != "postgresql":
+        raise ValueError(kind)
+    template, seed = await _postgres_template()
+    name = f"ivoz_portal_{uuid.uuid4().hex[:12]}"
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    database = Database(str(make_url(postgres_url()).set(database=name)))
+    try:
+        yield database, seed
+    finally:
+        await database.dispose()
+        admin = await _pg_admin()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def _pg_admin() -> Any:
+    import asyncpg
+
+    url = make_url(postgres_url())
+    try:
+        return await asyncpg.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            database=url.database,
+            timeout=10,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"no PostgreSQL server at {url.render_as_string()}: {exc}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+async def _postgres_template() -> tuple[str, Seed]:
+    """A migrated, seeded database to copy per test (CREATE DATABASE ... TEMPLATE)."""
+    if "pg" not in _TEMPLATE:
+        name = f"ivoz_portal_template_{uuid.uuid4().hex[:8]}"
+        admin = await _pg_admin()
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        atexit.register(_drop_template, name)
+        database = Database(str(make_url(postgres_url()).set(database=name)))
+        try:
+            await database.upgrade()
+            seed = await seed_platform(database)
+        finally:
+            await database.dispose()
+        _TEMPLATE["pg"] = (name, seed)
+    template: tuple[str, Seed] = _TEMPLATE["pg"]
+    return template
+
+
+def _drop_template(name: str) -> None:
+    async def drop() -> None:
+        admin = await _pg_admin()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    with contextlib.suppress(BaseException):  # the server may be gone already
+        asyncio.run(drop())
 
 
 @pytest.fixture
