@@ -92,6 +92,9 @@ TRUSTED_PREFIX = "x-ivoz-"
 # seconds an application server has to answer an INVITE at all (its 100 Trying comes
 # within 200 ms, RFC 3261 17.2.1) before the next server of the set is tried
 SERVER_NO_RESPONSE = 4.0
+# seconds after which a call whose BYE never passed is forgotten (its relay session has
+# long timed out by then; the application-server load it counted is released)
+CALL_TTL = 4 * 3600.0
 HOUSEKEEPING = 0.25  # seconds between two runs of the proxy's timers, probes, keep-alives
 
 
@@ -104,6 +107,7 @@ class Call:
     server_id: int | None = None
     relay_set_known: bool = True  # False for a placeholder (a call we never saw)
     late_offerer: str | None = None  # the To tag whose 2xx carried the offer
+    started: float = 0.0  # the proxy's clock when the INVITE came
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -451,6 +455,7 @@ class UsersProxy:
             if call.media:
                 await self.media.delete(call.relay_set, request.call_id)
             return
+        call.started = self.node.now()
         self.calls[request.call_id] = call
         first, rest = targets[:1], targets[1:]
         if to_server:
@@ -769,9 +774,23 @@ class UsersProxy:
             server = by_id.get(server_id)
             if server is not None:
                 self._probe(server)
+        self._forget_stale_calls(now)
         for ping in self.keepalive.due(self.wall_clock()):
             with contextlib.suppress(Exception):
                 self.node.layer.send(ping.data, ping.destination)
+
+    def _forget_stale_calls(self, now: float) -> None:
+        """Self-healing state: a call nobody ended is dropped after CALL_TTL."""
+        if not self.calls:
+            return
+        oldest = next(iter(self.calls.values()))
+        if now - oldest.started < CALL_TTL:
+            return  # insertion order: the oldest is first
+        for call_id, call in list(self.calls.items()):
+            if now - call.started < CALL_TTL:
+                break
+            del self.calls[call_id]
+            self.dispatcher.call_ended(call_id)
 
     def _probe(self, server: Any) -> None:
         target = self._server_target(server)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivoz.config import Config
-from ivoz.proxy.role import Call, UsersProxy
+from ivoz.proxy.role import CALL_TTL, Call, UsersProxy
 from ivoz.sip import Request, Response, parse_message
 from ivoz.sip.auth import Challenge
 from ivoz.sip.digest import answer_challenge
@@ -394,3 +394,13 @@ async def test_late_offer_is_anchored_on_the_2xx_and_answered_in_the_ack() -> No
     assert isinstance(sent, Request) and sent.method == "ACK"
     assert sent.body == b"v=0\r\nc=IN IP4 relay-answer\r\n"
     assert h.relays.commands[-1] == ("answer", "call-z9hG4bK-a1")
+
+
+def test_calls_nobody_ended_are_forgotten_after_their_ttl() -> None:
+    h = Harness()
+    h.proxy.calls["old"] = Call(1, True, started=0.0)
+    h.proxy.calls["new"] = Call(1, True, started=CALL_TTL)
+    h.proxy.dispatcher.call_started(1, "old")
+    h.proxy._forget_stale_calls(CALL_TTL + 1.0)
+    assert list(h.proxy.calls) == ["new"]
+    assert h.proxy.dispatcher.load(1) == 0
