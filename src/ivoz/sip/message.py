@@ -646,6 +646,9 @@ def _fast_tag(raw: str) -> str | object | None:
     found = _TAG_RE.search(tail)
     if found is None:
         return None if "tag" not in tail.lower() else _SLOW
+    if _TAG_RE.search(tail, found.end() - 1) is not None:
+        # A repeated tag: let the full parse decide (it keeps the last).
+        return _SLOW
     return found.group(1)
 
 
