@@ -357,6 +357,11 @@ class B2BUA:
             if caller_terminal.user_id is not None:
                 caller_user = self.directory.user(caller_terminal.user_id)
         request.from_  # noqa: B018  (RemoteError 400 now rather than later)
+        contacts = request.contacts
+        if len(contacts) != 1 or contacts[0].uri is None:
+            # RFC 3261 8.1.1.8 / 12.1.1: the INVITE's Contact is the caller's dialog target
+            self._reply(transaction, request, 400, "Contact must hold exactly one URI")
+            return
         unsupported = request.option_tags("Require")
         if unsupported:
             # RFC 3261 8.2.2.3: we support no extension that a caller may require
