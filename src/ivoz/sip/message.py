@@ -344,12 +344,20 @@ class Message:
         cache = headers._cache
         value = cache.get(key)
         if value is None:
-            if key in headers._keys:
+            keys = headers._keys
+            count = keys.count(key)
+            if count == 1:
+                raw = headers._lines[keys.index(key)][2].strip(WS)
+                if "," in raw:
+                    value = [NameAddr.parse(v) for v in split_list(raw)]
+                else:
+                    value = [NameAddr.parse(raw)] if raw else []
+            elif count:
                 value = [NameAddr.parse(v) for v in headers.get_all(name)]
             else:
                 value = []
             cache[key] = value
-        return list(cast(list[NameAddr], value))
+        return value.copy()  # type: ignore[attr-defined,no-any-return]
 
     @property
     def routes(self) -> list[NameAddr]:
