@@ -426,18 +426,26 @@ def sipp(
     user: str,
     keys: dict[str, str],
     timeout: float,
+    local_port: int | None = None,
 ) -> tuple[int, int]:
     """Run one SIPp client scenario; (attempted, successful) calls."""
     program = shutil.which("sipp") or "sipp"
     xml = workdir / f"{scenario}.xml"
     xml.write_text({"register": REGISTER_XML, "caller": CALLER_XML}[scenario])
     command = [program, f"{HOST}:{server.port}", "-sf", str(xml), "-i", HOST]
-    command += ["-p", str(_free_port()), "-m", str(calls), "-r", str(rate), "-l", "200"]
-    command += ["-au", user, "-ap", SECRET, "-nostdin", "-trace_screen"]
+    command += ["-p", str(local_port or _free_port()), "-m", str(calls), "-r", str(rate)]
+    command += ["-l", "200"]
+    command += ["-au", user, "-ap", SECRET, "-nostdin", "-trace_screen", "-trace_err"]
+    # RFC 3261 22.4: the digest uri is the Request-URI (SIPp's default is remote_ip:port).
+    callee = keys.get("callee")
+    command += ["-auth_uri", f"{callee}@{DOMAIN}" if callee else DOMAIN]  # SIPp adds "sip:"
     command += ["-timeout", f"{int(timeout)}s", "-mp", str(_free_port(socket.SOCK_DGRAM))]
     for key, value in {"domain": DOMAIN, "user": user, **keys}.items():
         command += ["-key", key, value]
-    for old in workdir.glob(f"{scenario}_*_screen.log"):
+    for old in [
+        *workdir.glob(f"{scenario}_*_screen.log"),
+        *workdir.glob(f"{scenario}_*_errors.log"),
+    ]:
         old.unlink()
     subprocess.run(command, cwd=workdir, capture_output=True, timeout=timeout + 30)
     screens = list(workdir.glob(f"{scenario}_*_screen.log"))
@@ -449,12 +457,11 @@ def sipp(
 
 
 @contextmanager
-def callee(workdir: Path) -> Iterator[int]:
+def callee(workdir: Path, port: int) -> Iterator[int]:
     """A SIPp UAS answering every INVITE (200 with SDP, echoing Record-Route)."""
     program = shutil.which("sipp") or "sipp"
     xml = workdir / "callee.xml"
     xml.write_text(CALLEE_XML)
-    port = _free_port()
     command = [program, "-sf", str(xml), "-i", HOST, "-p", str(port), "-nostdin"]
     command += ["-mp", str(_free_port(socket.SOCK_DGRAM))]
     proc = subprocess.Popen(
@@ -471,8 +478,11 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
     phases = []
     with tempfile.TemporaryDirectory(prefix=f"bench-proxy-{name}-") as tmp:
         workdir = Path(tmp)
+        if args.keep:
+            workdir = Path(tempfile.mkdtemp(prefix=f"bench-proxy-{name}-"))
+            print(f"{name}: logs and SIPp traces in {workdir}", flush=True)
         starter = ivoz if name == "ivoz" else kamailio
-        with starter(workdir) as server, callee(workdir) as callee_port:
+        with starter(workdir) as server:
             time.sleep(1.0)  # let start-up work settle before measuring
             cpu, start = server.cpu(), time.monotonic()
             attempted, ok = sipp(
@@ -495,7 +505,9 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
                     server.cpu() - cpu,
                 )
             )
-            # The callee registers as bob, then the caller's calls reach it.
+            # The callee registers as bob from the port it then answers on (a Contact
+            # that is not the REGISTER's source would count as behind NAT).
+            callee_port = _free_port()
             sipp(
                 workdir,
                 "register",
@@ -505,28 +517,30 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
                 user="bob",
                 keys={"contact_port": str(callee_port)},
                 timeout=20,
+                local_port=callee_port,
             )
-            cpu, start = server.cpu(), time.monotonic()
-            attempted, ok = sipp(
-                workdir,
-                "caller",
-                server,
-                calls=args.calls,
-                rate=args.call_rate,
-                user="alice",
-                keys={"callee": server.callee},
-                timeout=120,
-            )
-            phases.append(
-                Phase(
-                    server.name,
-                    "calls",
-                    attempted,
-                    ok,
-                    time.monotonic() - start,
-                    server.cpu() - cpu,
+            with callee(workdir, callee_port):
+                cpu, start = server.cpu(), time.monotonic()
+                attempted, ok = sipp(
+                    workdir,
+                    "caller",
+                    server,
+                    calls=args.calls,
+                    rate=args.call_rate,
+                    user="alice",
+                    keys={"callee": server.callee},
+                    timeout=120,
                 )
-            )
+                phases.append(
+                    Phase(
+                        server.name,
+                        "calls",
+                        attempted,
+                        ok,
+                        time.monotonic() - start,
+                        server.cpu() - cpu,
+                    )
+                )
     for phase in phases:
         print(
             f"{phase.server} {phase.what}: {phase.succeeded}/{phase.attempted} in"
@@ -543,9 +557,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--call-rate", type=int, default=50, help="calls per second")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--keep", action="store_true", help="keep logs and SIPp traces")
     args = parser.parse_args(argv)
     phases = run_server("ivoz", args) + run_server("kamailio", args)
     rows = [
+        "## Users proxy against Kamailio (SIPp, loopback UDP)",
+        "",
         "| server | work | done / tried | offered rate /s | wall s | server CPU s | per core /s |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
