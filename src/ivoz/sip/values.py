@@ -30,6 +30,11 @@ from .uri import URI, split_hostport
 CSEQ_MAX = 2**32 - 1
 # RFC 3261 10.2.1.1 and 20.19: expires is delta-seconds; 2**32-1 is the largest we accept.
 EXPIRES_MAX = 2**32 - 1
+# Methods known to be tokens (RFC 3261 and extensions): no regex needed for them.
+_COMMON_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE"}
+    | {"NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)
 # RFC 3261 8.1.1.7: the branch of an RFC 3261 element starts with this magic cookie.
 MAGIC_COOKIE = "z9hG4bK"
 
@@ -303,7 +308,8 @@ class CSeq:
         seq = int(number)
         if seq > CSEQ_MAX:
             raise bad_request("CSeq number out of range")
-        check_token(method, "CSeq method")
+        if method not in _COMMON_METHODS:
+            check_token(method, "CSeq method")
         cseq = object.__new__(cls)
         _setattr(cseq, "seq", seq)
         _setattr(cseq, "method", method)
