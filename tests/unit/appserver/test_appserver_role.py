@@ -248,6 +248,41 @@ async def test_call_over_loopback_with_sip_node(tmp_path: Path) -> None:
         await peer.expect(is_response(487, ring_a.call_id))
         cancel_b = await peer.expect(is_request("CANCEL"))
         assert cancel_b.call_id == ring_b.call_id
+        peer.send(make_response(cancel_b, 200), as_port)
+        peer.send(make_response(ring_b, 487, to_tag=new_tag()), as_port)
+
+        # Bob forwards to Alice (1001) after 1 s without answer: the asyncio shell's
+        # timer fires, the ringing leg is CANCELled and Alice's phone is rung
+        from ivoz.domain import models as m
+
+        bob_user = directory.user(bob.user_id)
+        async with services.database.sessionmaker() as session, session.begin():
+            user_row = await session.get(m.User, bob_user.id)
+            session.add(
+                m.CallForwardSetting(
+                    user_id=bob_user.id,
+                    company_id=company.id,
+                    brand_id=user_row.brand_id,
+                    kind="noanswer",
+                    target_type="extension",
+                    target="1001",
+                    no_answer_timeout=1,
+                    enabled=True,
+                )
+            )
+        await directory.reload()
+        na_a = fresh_invite(company.id, alice.id, proxy_port)
+        peer.send(na_a, as_port)
+        na_b = await peer.expect(is_request("INVITE"))
+        assert na_b.request_uri == "sip:bob@acme.ivoz.test"
+        peer.send(make_response(na_b, 180, to_tag=new_tag()), as_port)
+        cancel_na = await peer.expect(
+            lambda m: is_request("CANCEL")(m) and m.call_id == na_b.call_id
+        )
+        peer.send(make_response(cancel_na, 200), as_port)
+        forwarded = await peer.expect(is_request("INVITE"))
+        assert forwarded.request_uri == "sip:alice@acme.ivoz.test"
+        assert (forwarded.headers.get("Diversion") or "").startswith("<sip:1002@")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
