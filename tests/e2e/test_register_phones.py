@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ivoz.sip.auth import challenges
 from ivoz.sip.digest import answer_challenge
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone
 from support.platform import DOMAIN, Platform, add_company, add_user, start_platform
+from support.tools import free_port, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -169,3 +171,40 @@ def test_register_for_another_clients_domain_fails(platform: Platform) -> None:
     # Globex's own password does (the domain is real and the check is per client).
     accepted = client.register("alice", OTHER_PASSWORD, domain=OTHER_DOMAIN)
     assert accepted.status == 200, accepted
+
+
+# -- SIPp with a wrong password ----------------------------------------------------------
+
+DATA = Path(__file__).parent / "data" / "calls"
+
+
+def run_sipp(platform: Platform, scenario: str, workdir: Path, keys: dict[str, str]) -> int:
+    """One SIPp call of ``scenario`` (exit status 0: every step matched); SIPp's port."""
+    program = require_tool("sipp")
+    port = free_port()
+    callee = keys.get("callee")
+    command = [program, f"{platform.host}:{platform.sip_port}", "-sf", str(DATA / scenario)]
+    command += ["-i", platform.host, "-p", str(port), "-m", "1", "-nostdin"]
+    command += ["-au", keys["user"], "-ap", "not-the-password", "-timeout", "20s"]
+    command += ["-mp", str(free_port(socket.SOCK_DGRAM)), "-trace_err", "-trace_msg"]
+    # RFC 3261 22.4: the digest uri is the Request-URI (SIPp adds the "sip:").
+    command += ["-auth_uri", f"{callee}@{DOMAIN}" if callee else DOMAIN]
+    for key, value in {"domain": DOMAIN, **keys}.items():
+        command += ["-key", key, value]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, timeout=60)
+    traces = "".join(p.read_text(errors="replace") for p in workdir.glob("*_messages.log"))
+    assert result.returncode == 0, traces[-4000:]
+    return port
+
+
+def test_sipp_register_wrong_password_gets_401_again(platform: Platform, tmp_path: Path) -> None:
+    port = run_sipp(platform, "register_wrong_password.xml", tmp_path, {"user": "bob"})
+    # Bob has no binding from it: a query lists no contact on SIPp's address.
+    listed = RawClient(platform).register("bob", platform.secret, contact=None)
+    assert listed.status == 200, listed
+    contacts = " ".join(listed.headers.get_all("Contact"))
+    assert f"127.0.0.1:{port}" not in contacts, contacts
+
+
+def test_sipp_invite_wrong_password_is_refused(platform: Platform, tmp_path: Path) -> None:
+    run_sipp(platform, "invite_wrong_password.xml", tmp_path, {"user": "alice", "callee": "1002"})
