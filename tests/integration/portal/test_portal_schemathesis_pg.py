@@ -67,7 +67,8 @@ def asgi(tmp_path: Path) -> Iterator[Any]:
             level: {"Authorization": f"Bearer {tokens.issue(p).access_token}"}
             for level, p in principals.items()
         }
-        yield app, auth, seed
+        # Fewer examples than on SQLite: here the point is PostgreSQL's stricter types.
+        yield app, auth, seed, 2
     finally:
         # DROP DATABASE ... WITH (FORCE) also ends the app's pooled connections.
         run(manager.__aexit__(None, None, None))

@@ -59,12 +59,12 @@ def asgi(tmp_path_factory: pytest.TempPathFactory) -> Any:
         level: {"Authorization": f"Bearer {tokens.issue(p).access_token}"}
         for level, p in principals.items()
     }
-    return app, auth, seed
+    return app, auth, seed, EXAMPLES
 
 
 @pytest.mark.parametrize("level", ["platform", "brand", "client", "user"])
 def test_no_server_errors(asgi: Any, level: str) -> None:
-    app, auth, seed = asgi
+    app, auth, seed, examples = asgi
     schema = schemathesis.openapi.from_asgi(f"/api/{level}/openapi.json", app)
     headers = auth[level]
     failures: list[str] = []
@@ -87,7 +87,7 @@ def test_no_server_errors(asgi: Any, level: str) -> None:
                 )
 
                 @settings(
-                    max_examples=EXAMPLES,
+                    max_examples=examples,
                     deadline=None,
                     database=None,
                     derandomize=True,
