@@ -300,8 +300,10 @@ class UsersProxy:
     def _reply(
         self, transaction: ServerTransaction, request: Request, status: int, reason: str | None
     ) -> None:
+        # RFC 3261 8.2.6.2: a response the proxy makes itself (as a UAS) carries a To tag
+        to_tag = _derived_tag(request) if status > 100 else None
         with contextlib.suppress(Exception):
-            self.node.respond(transaction, make_response(request, status, reason))
+            self.node.respond(transaction, make_response(request, status, reason, to_tag=to_tag))
 
     # -- REGISTER ----------------------------------------------------------------------------
 

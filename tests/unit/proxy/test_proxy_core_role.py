@@ -228,7 +228,9 @@ async def test_from_the_application_server_no_binding_is_480() -> None:
     h = Harness()
     request = invite(f"sip:bob@{DOMAIN}", source=AS, extra=[("X-Ivoz-Callee-Terminal", "11")])
     await h.receive(request, AS)
-    assert h.responses() == [100, 480]
+    out = [m for m, _ in h.take() if isinstance(m, Response)]
+    assert [m.status for m in out] == [100, 480]
+    assert out[1].to_tag  # RFC 3261 8.2.6.2: the proxy's own final response has a To tag
 
 
 def binding(contact: str, received: Address, q: float = 1.0) -> Binding:
