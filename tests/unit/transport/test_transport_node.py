@@ -224,3 +224,80 @@ def test_timers_driven_by_a_fake_clock_retransmit_and_time_out() -> None:
     # RFC 3261 17.1.1.2: Timer A retransmissions, then Timer B -> 408
     assert len(layer.sent) > 3
     assert failures == [408]
+
+
+class FailingLayer(FakeLayer):
+    def send(self, data: bytes, destination: Address | int) -> None:
+        from ivoz.transport import TransportError
+
+        raise TransportError("gone")
+
+
+def test_transport_error_reports_503_and_stray_responses_reach_the_handler() -> None:
+    failures: list[int] = []
+    node = SipNode(Recorder(), layer=FailingLayer(), clock=lambda: 0.0)
+    node.send_request(
+        invite("127.0.0.1", 5060),
+        Address(Kind.TCP, "127.0.0.1", 5070),
+        lambda r: None,
+        failures.append,
+    )
+    assert failures == [503]  # RFC 3261 8.1.3.1 / 17.1.4
+
+    class Strays(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.strays: list[Response] = []
+
+        def stray_response(self, response: Response, origin: object) -> None:
+            self.strays.append(response)
+
+    handler = Strays()
+    node = SipNode(handler, layer=FakeLayer(), clock=lambda: 0.0)
+    request = invite("127.0.0.1", 40000)
+    request.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-unknown")
+    node.message_received(make_response(request, 200, to_tag="x").to_bytes(), origin())
+    assert [r.status for r in handler.strays] == [200]
+
+
+def test_cancel_waits_for_a_provisional_response() -> None:
+    layer = FakeLayer()
+    node = SipNode(Recorder(), layer=layer, clock=lambda: 0.0)
+    destination = Address(Kind.UDP, "127.0.0.1", 5070)
+    txn = node.send_request(invite("127.0.0.1", 5060), destination, lambda r: None)
+    node.cancel(txn)
+    assert len(layer.sent) == 1  # RFC 3261 9.1: not before a provisional response
+    ringing = make_response(txn.request, 180, to_tag="b")
+    node.message_received(ringing.to_bytes(), origin())
+    sent = [parse_message(data) for data, _ in layer.sent]
+    assert [m.method for m in sent if isinstance(m, Request)] == ["INVITE", "CANCEL"]
+    node.cancel(txn)  # once only
+    assert len(layer.sent) == 2
+
+
+def test_requests_over_a_connection_id_and_our_via() -> None:
+    layer = FakeLayer()
+    node = SipNode(Recorder(), layer=layer, clock=lambda: 0.0)
+    node.listening[Kind.TCP] = Address(Kind.TCP, "0.0.0.0", 5080)
+    request = Request(
+        "OPTIONS",
+        "sip:bob@127.0.0.1",
+        [
+            ("From", "<sip:a@b>;tag=1"),
+            ("To", "<sip:bob@127.0.0.1>"),
+            ("Call-ID", "c"),
+            ("CSeq", "1 OPTIONS"),
+            ("Max-Forwards", "70"),
+        ],
+    )
+    node.send_request(request, Address(Kind.TCP, "127.0.0.1", 5090), lambda r: None)
+    ((data, _),) = layer.sent
+    sent = parse_message(data)
+    assert isinstance(sent, Request)
+    # no Via given: ours, on the destination's transport, with sent-by of that listener
+    assert (sent.via.transport, sent.via.host, sent.via.port) == ("TCP", "127.0.0.1", 5080)
+    assert node.local_via("TCP") == ("127.0.0.1", 5080)
+    assert (
+        SipNode(Recorder(), layer=layer, advertised_host="2001:db8::5").local_via("UDP")[0]
+        == "[2001:db8::5]"
+    )
