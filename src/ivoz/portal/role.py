@@ -1,18 +1,23 @@
-"""The ``portal`` role: the REST API served by uvicorn on config.api_host:api_port."""
+"""The ``portal`` role: the REST API served by uvicorn on config.api_host:api_port.
+
+Under ``ivoz run`` the role gets the process's shared ``Services``: the same database,
+event bus (so a change made through the API reaches the proxies' caches at once) and
+live location store as the other roles. Started alone it makes its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 
 from ivoz.config import Config
-from ivoz.domain.db import Database
-from ivoz.domain.events import event_bus_for
 from ivoz.portal.app import create_app
+from ivoz.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +29,13 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(config: Config) -> None:
-    database = Database(config.effective_database_url)
-    bus = event_bus_for(config.redis_url)
+async def serve(config: Config, services: Services | None = None) -> None:
+    own = services is None
+    # Services.create migrates to head: a no-op after `ivoz run`'s prepare, and what
+    # makes the role safe to start alone.
+    shared = services if services is not None else await Services.create(config)
     try:
-        # `ivoz run` migrated already; running it again is a no-op at head and makes the
-        # role safe to start alone.
-        await database.upgrade()
-        app = create_app(config, database, bus)
+        app = create_app(config, shared.database, shared.bus, location=shared.location)
         server = _Server(
             uvicorn.Config(
                 app,
@@ -42,8 +46,12 @@ async def serve(config: Config) -> None:
                 proxy_headers=False,
             )
         )
+        # Our own listening socket: a port in use is an OSError here, where uvicorn
+        # itself would call sys.exit() inside the task.
+        family = socket.AF_INET6 if ":" in config.api_host else socket.AF_INET
+        sock = socket.create_server((config.api_host, config.api_port), family=family)
         log.info("portal API on http://%s:%d/api/", config.api_host, config.api_port)
-        task = asyncio.create_task(server.serve(), name="portal-uvicorn")
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="portal-uvicorn")
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -52,6 +60,5 @@ async def serve(config: Config) -> None:
                 await task
             raise
     finally:
-        with contextlib.suppress(Exception):
-            await bus.close()
-        await database.dispose()
+        if own:
+            await shared.close()
