@@ -102,9 +102,15 @@ class ImpersonateRequest(BaseModel):
 NEXT_LEVEL: dict[Level, Level] = {"platform": "brand", "brand": "client", "client": "user"}
 
 
+def _hostname(authority: str) -> str:
+    try:
+        return (urlsplit(authority).hostname or "").lower()
+    except ValueError:  # "[::1" and other unparsable authorities match nothing
+        return ""
+
+
 def request_host(request: Request) -> str:
-    host = request.headers.get("host", "")
-    return (urlsplit(f"//{host}").hostname or "").lower()
+    return _hostname("//" + request.headers.get("host", ""))
 
 
 async def portal_for_host(session: AsyncSession, host: str) -> Any | None:
@@ -112,7 +118,7 @@ async def portal_for_host(session: AsyncSession, host: str) -> Any | None:
     if not host:
         return None
     for portal in await session.scalars(select(models.WebPortal)):
-        if (urlsplit(str(portal.url)).hostname or "").lower() == host:
+        if _hostname(str(portal.url)) == host:
             return portal
     return None
 

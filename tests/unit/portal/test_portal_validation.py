@@ -195,6 +195,13 @@ async def test_theme_follows_the_host(portal: Portal) -> None:
     assert r.json() == {"name": "Portal a", "colour": "#112233", "logo": None, "level": "brand"}
     r = await portal.client.get("/my/theme", headers={"Host": "elsewhere.test:8000"})
     assert r.json()["name"] == "Ivoz"
+    for host in ("[::1", "a b", ""):
+        r = await portal.client.get("/my/theme", headers={"Host": host})
+        assert r.status_code == 200 and r.json()["name"] == "Ivoz"
+        r = await portal.client.post(
+            "/api/brand/login", json={"username": "x", "password": "y"}, headers={"Host": host}
+        )
+        assert r.status_code == 401
 
 
 async def test_conflict_names_the_fields(portal: Portal) -> None:
