@@ -70,7 +70,11 @@ def test_baresip_calls_baresip(
         bob.accept()
         alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
         bob.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        # Both legs (phone-proxy-application server, and back) are anchored on the relay.
+        assert len(platform.relay_calls()) == 2, platform.relay_calls()
+        packets = platform.relayed_packets()
         time.sleep(TALK_SECONDS)
+        assert platform.relayed_packets() > packets + 50 * TALK_SECONDS, "RTP not relayed"
         alice.send_dtmf("5")
         dtmf = bob.wait_event("CALL_DTMF_START", 10, fail=("CALL_CLOSED",))
         assert dtmf.get("param") == "5", dtmf
@@ -78,8 +82,17 @@ def test_baresip_calls_baresip(
         (alice if who_hangs_up == "alice" else bob).hangup()
         alice.wait_event("CALL_CLOSED", 10)
         bob.wait_event("CALL_CLOSED", 10)
+    wait_relay_empty(platform)
     assert_hears(alice.recording(), BOB_HZ, "alice")
     assert_hears(bob.recording(), ALICE_HZ, "bob")
+
+
+def wait_relay_empty(platform: Platform, timeout: float = 5.0) -> None:
+    """Both legs' relay sessions are deleted once the call ended."""
+    deadline = time.monotonic() + timeout
+    while platform.relay_calls():
+        assert time.monotonic() < deadline, f"relay sessions left: {platform.relay_calls()}"
+        time.sleep(0.2)
 
 
 def test_baresip_calls_linphone(platform: Platform, tmp_path: Path) -> None:
@@ -103,5 +116,31 @@ def test_baresip_calls_linphone(platform: Platform, tmp_path: Path) -> None:
         bob.hangup()
         alice.wait_event("CALL_CLOSED", 10)
         bob.wait_ended(10)
+    wait_relay_empty(platform)
     assert_hears(alice.recording(), BOB_HZ, "alice")
     assert_hears(bob.record, ALICE_HZ, "bob (linphone)")
+
+
+def test_linphone_calls_baresip_over_tcp(platform: Platform, tmp_path: Path) -> None:
+    proxy = f"sip:{platform.host}:{platform.sip_port};transport=tcp"
+    account = (f"sip:alice@{DOMAIN}", proxy, platform.secret)
+    alice = Linphone(tmp_path, "alice", tone=ALICE_HZ, account=account)
+    bob = baresip_phone(platform, tmp_path, "bob", BOB_HZ, "udp")
+    with alice, bob:
+        alice.wait_registered(15)
+        bob.wait_registered(15)
+        alice.call(f"sip:1002@{DOMAIN}")
+        bob.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        bob.accept()
+        bob.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        alice.wait_connected(10)
+        time.sleep(TALK_SECONDS)
+        alice.send_dtmf("9")
+        dtmf = bob.wait_event("CALL_DTMF_START", 10, fail=("CALL_CLOSED",))
+        assert dtmf.get("param") == "9", dtmf
+        alice.hangup()
+        bob.wait_event("CALL_CLOSED", 10)
+        alice.wait_ended(10)
+    wait_relay_empty(platform)
+    assert_hears(alice.record, BOB_HZ, "alice (linphone)")
+    assert_hears(bob.recording(), ALICE_HZ, "bob")

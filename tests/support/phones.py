@@ -392,7 +392,16 @@ class Baresip:
 class Linphone:
     """``linphonec`` on a pipe, with a fresh rc file (it rewrites its rc at exit)."""
 
-    def __init__(self, workdir: Path, name: str, *, tone: float) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        *,
+        tone: float,
+        account: tuple[str, str, str] | None = None,
+    ) -> None:
+        """``account`` = (identity, proxy, password): registered at start, and the
+        proxy is also the route of outgoing calls (``register`` alone does not route)."""
         self.name = name
         self.directory = workdir / f"linphone-{name}"
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -411,7 +420,7 @@ class Linphone:
             "[rtp]\n"
             f"audio_rtp_port={rtp}-{rtp + 19}\n"
             "[sound]\n"
-            "echocancellation=0\n"
+            "echocancellation=0\n" + (self._account(*account) if account else "")
         )
         self.wav = write_tone(self.directory / f"tone_{int(tone)}.wav", tone)
         self.record = self.directory / "recording.wav"
@@ -419,6 +428,22 @@ class Linphone:
         self.debug_log = workdir / f"linphone-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._seen = {False: 0, True: 0}
+
+    @staticmethod
+    def _account(identity: str, proxy: str, password: str) -> str:
+        user, domain = identity.removeprefix("sip:").split("@", 1)
+        return (
+            "[proxy_0]\n"
+            f"reg_proxy=<{proxy}>\n"
+            f"reg_route=<{proxy};lr>\n"
+            f"reg_identity=<{identity}>\n"
+            "reg_expires=600\n"
+            "reg_sendregister=1\n"
+            "[auth_info_0]\n"
+            f"username={user}\n"
+            f"passwd={password}\n"
+            f"domain={domain}\n"
+        )
 
     def start(self) -> Linphone:
         program = require_tool("linphonec")
@@ -446,6 +471,7 @@ class Linphone:
         self.proc.stdin.flush()
 
     def register(self, identity: str, proxy: str, password: str) -> None:
+        """Register ``identity`` through ``proxy`` (calls: see ``account``)."""
         self.send(f"register {identity} {proxy} {password}")
 
     def output(self, debug: bool = False) -> str:

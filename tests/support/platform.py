@@ -29,11 +29,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from ivoz.domain import models as m
+from ivoz.media import bencode
 from support.tools import free_port, stop_process, wait_for_port
 
 HOST = "127.0.0.1"
@@ -122,6 +124,33 @@ class Platform:
             if path.exists():
                 parts.append(f"==== {path.name}\n{path.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)
+
+    # -- the relay ----------------------------------------------------------------
+
+    def ng(self, command: str, **params: object) -> dict[str, Any]:
+        """One ng command to the platform's relay (``list``, ``statistics``, ``query``)."""
+        cookie = f"e2e{random.getrandbits(32):x}".encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(3)
+            sock.sendto(
+                cookie + b" " + bencode.encode({"command": command, **params}), (HOST, self.ng_port)
+            )
+            reply = sock.recv(65535)
+        assert reply.startswith(cookie + b" "), reply[:100]
+        decoded = bencode.decode(reply[len(cookie) + 1 :])
+        assert isinstance(decoded, dict), decoded
+        return {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in decoded.items()}
+
+    def relay_calls(self) -> list[str]:
+        """Call-IDs of the sessions the relay holds now (each call leg is one)."""
+        calls = self.ng("list", limit="1000").get("calls", [])
+        assert isinstance(calls, list), calls
+        return [c.decode() if isinstance(c, bytes) else str(c) for c in calls]
+
+    def relayed_packets(self) -> int:
+        statistics = self.ng("statistics")["statistics"]
+        totals = statistics[b"totalstatistics"]
+        return int(totals[b"relayedpackets"])
 
     # -- database -----------------------------------------------------------------
 
