@@ -77,8 +77,6 @@ def build_level_app(level: Level) -> FastAPI:
         app.include_router(registrations.build_router())
     for spec in entities.for_level(level):
         app.include_router(crud.build_router(spec, level))
-    if level in ("platform", "brand"):
-        app.include_router(logos.build_router(level))
     return app
 
 
@@ -132,11 +130,7 @@ def create_app(
             portal = await auth.portal_for_host(session, auth.request_host(request))
             if portal is None or portal.logo is None:
                 raise errors.NotFound("no logo")
-            return Response(
-                portal.logo,
-                media_type=portal.logo_mime or "application/octet-stream",
-                headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"},
-            )
+            return Response(portal.logo, media_type=portal.logo_mime or "application/octet-stream")
 
     @app.get("/health")
     async def health() -> dict[str, str]:
