@@ -22,7 +22,7 @@ from ivoz.config import Config
 from ivoz.domain import models
 from ivoz.domain.db import Database
 from ivoz.domain.events import EventBus
-from ivoz.portal import auth, crud, entities, errors, me, registrations
+from ivoz.portal import auth, crud, entities, errors, logos, me, registrations
 from ivoz.portal.context import STATE_KEY, PortalState
 from ivoz.portal.tokens import LEVELS, Level, LoginThrottle, TokenService, load_or_create_secret
 
@@ -77,6 +77,8 @@ def build_level_app(level: Level) -> FastAPI:
         app.include_router(registrations.build_router())
     for spec in entities.for_level(level):
         app.include_router(crud.build_router(spec, level))
+    if level in ("platform", "brand"):
+        app.include_router(logos.build_router(level))
     return app
 
 
@@ -130,7 +132,11 @@ def create_app(
             portal = await auth.portal_for_host(session, auth.request_host(request))
             if portal is None or portal.logo is None:
                 raise errors.NotFound("no logo")
-            return Response(portal.logo, media_type=portal.logo_mime or "application/octet-stream")
+            return Response(
+                portal.logo,
+                media_type=portal.logo_mime or "application/octet-stream",
+                headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=300"},
+            )
 
     @app.get("/health")
     async def health() -> dict[str, str]:

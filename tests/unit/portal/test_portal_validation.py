@@ -220,3 +220,43 @@ async def test_a_body_that_is_not_json(portal: Portal) -> None:
         "/api/platform/login", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 422 and fields_of(r) == ["body"]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+async def test_logo_upload_and_theme(portal: Portal) -> None:
+    a = portal.seed.a
+    portal_id = a.ids["web-portals"]
+    brand = portal.as_brand(a)
+    url = f"/api/brand/web-portals/{portal_id}/logo"
+    r = await portal.client.put(url, content=PNG, headers={**brand, "Content-Type": "image/png"})
+    assert r.status_code == 204, r.text
+    theme = (await portal.client.get("/my/theme", headers={"Host": a.portal_host})).json()
+    assert theme["logo"] == "/my/logo"
+    r = await portal.client.get("/my/logo", headers={"Host": a.portal_host})
+    assert r.content == PNG and r.headers["content-type"] == "image/png"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    r = await portal.client.put(
+        url, content=svg, headers={**brand, "Content-Type": "image/svg+xml"}
+    )
+    assert r.status_code == 415
+    r = await portal.client.put(
+        url, content=b"GIF89a", headers={**brand, "Content-Type": "image/png"}
+    )
+    assert r.status_code == 422
+    r = await portal.client.put(
+        url, content=PNG + b"\x00" * 300_000, headers={**brand, "Content-Type": "image/png"}
+    )
+    assert r.status_code == 413
+    # Another brand's portal: not found.
+    foreign = portal.as_brand(portal.seed.b)
+    r = await portal.client.put(url, content=PNG, headers={**foreign, "Content-Type": "image/png"})
+    assert r.status_code == 404
+    r = await portal.client.delete(url, headers=foreign)
+    assert r.status_code == 404
+    r = await portal.client.delete(url, headers=brand)
+    assert r.status_code == 204
+    r = await portal.client.get("/my/logo", headers={"Host": a.portal_host})
+    assert r.status_code == 404
