@@ -224,6 +224,15 @@ async def create_demo(db: Database, config: Config) -> DemoReport:
             name="local",
             weight=1,
         )
+        # The embedded application server (``ivoz run``), where the proxy sends calls.
+        await b.get_or_create(
+            m.ApplicationServer,
+            "application server",
+            {"ip": config.appserver_host},
+            name="local",
+            port=config.appserver_port,
+            application_server_set_id=app_set.id,
+        )
         await b.get_or_create(
             m.ProxyUsers,
             "users proxy",

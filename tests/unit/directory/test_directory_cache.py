@@ -85,8 +85,11 @@ async def test_load_serves_the_demo_platform(demo_database: Database) -> None:
     relays = directory.media_relays(acme.media_relay_set_id)
     assert [(r.host, r.port, r.weight) for r in relays] == [("127.0.0.1", 22222, 1)]
     assert directory.media_relays(None) == relays
-    assert directory.application_servers(acme.application_server_set_id) == []
-    assert not directory.is_application_server("127.0.0.1")
+    # The embedded application server of `ivoz run`, in the client's set.
+    servers = directory.application_servers(acme.application_server_set_id)
+    assert [(s.host, s.port, s.transport) for s in servers] == [("127.0.0.1", 5062, "udp")]
+    assert directory.is_application_server("127.0.0.1")
+    assert not directory.is_application_server("192.0.2.1")
 
 
 async def test_lookups_never_query(demo_database: Database) -> None:
@@ -318,8 +321,8 @@ async def test_infrastructure_changes(demo_database: Database) -> None:
             ]
         )  # fmt: skip
     servers = directory.application_servers(acme.application_server_set_id)
-    assert [(s.host, s.port, s.transport) for s in servers] == [("127.0.0.2", 5062, "udp")]
-    assert len(directory.application_servers(None)) == 2
+    assert [(s.host, s.port) for s in servers] == [("127.0.0.1", 5062), ("127.0.0.2", 5062)]
+    assert len(directory.application_servers(None)) == 3
     assert directory.is_application_server("127.0.0.3")
 
     async with change(demo_database, bus) as session:
