@@ -122,7 +122,7 @@ class Platform:
         parts = []
         for path in [self.log, *(a.log for a in self.appservers)]:
             if path.exists():
-                parts.append(f"==== {path.name}\n{path.read_text(errors='replace')[-chars:]}")
+                parts.append(f"==== {path.name}\n{_readable(path, chars)}")
         return "\n".join(parts)
 
     # -- the relay ----------------------------------------------------------------
@@ -372,11 +372,15 @@ def sip_answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return False
 
 
+def _readable(log: Path, chars: int = 6000) -> str:
+    """The end of a log without Alembic's start-up chatter."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return "\n".join(line for line in lines if "alembic." not in line)[-chars:]
+
+
 def _check_alive(proc: subprocess.Popen[bytes], log: Path) -> None:
     if proc.poll() is not None:
-        raise RuntimeError(
-            f"ivoz exited with {proc.returncode}:\n{log.read_text(errors='replace')[-6000:]}"
-        )
+        raise RuntimeError(f"ivoz exited with {proc.returncode}:\n{_readable(log)}")
 
 
 def wait_options(
@@ -395,7 +399,7 @@ def wait_options(
         if sip_answers(host, port):
             return True
     if required:
-        raise TimeoutError(f"no SIP answer from {host}:{port}:\n{log.read_text()[-6000:]}")
+        raise TimeoutError(f"no SIP answer from {host}:{port}:\n{_readable(log)}")
     return False
 
 
@@ -415,7 +419,7 @@ def wait_ng(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
                     return
             except OSError:
                 time.sleep(0.1)
-    raise TimeoutError(f"no ng answer on {port}:\n{log.read_text()[-6000:]}")
+    raise TimeoutError(f"no ng answer on {port}:\n{_readable(log)}")
 
 
 # -- seeding helpers (run inside ``seed`` or ``Platform.session``) -------------------------
