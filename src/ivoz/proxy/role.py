@@ -216,7 +216,7 @@ class UsersProxy:
             self._ack(request, origin)
             return
         if method == "REGISTER":
-            self._spawn(self._register(request, origin, transaction))
+            self._spawn(self._register(request, origin, transaction), (transaction, request))
             return
         if request.to_tag is not None:
             self._in_dialog(request, origin, transaction)
@@ -230,7 +230,7 @@ class UsersProxy:
                 return
             if self._from_application_server(request, origin):
                 self._trying(transaction, request)
-                self._spawn(self._to_phones(request, origin, transaction))
+                self._spawn(self._to_phones(request, origin, transaction), (transaction, request))
             else:
                 self._from_phone(request, origin, transaction)
             return
@@ -338,7 +338,10 @@ class UsersProxy:
         targets = [self._server_target(server) for server in ranked]
         call = Call(company.media_relay_set_id, False)
         self._trying(transaction, request)
-        self._spawn(self._forward_anchored(request, origin, transaction, targets, call, True))
+        self._spawn(
+            self._forward_anchored(request, origin, transaction, targets, call, True),
+            (transaction, request),
+        )
 
     def _authenticate(self, request: Request, transaction: ServerTransaction, company: Any) -> Any:
         realm = company.domain
@@ -625,7 +628,9 @@ class UsersProxy:
             and method in ("INVITE", "UPDATE")
             and has_sdp(request.body, request.content_type)
         ):
-            self._spawn(self._reoffer(request, origin, transaction, target, call))
+            self._spawn(
+                self._reoffer(request, origin, transaction, target, call), (transaction, request)
+            )
             return
         self.proxy.forward(
             request,
@@ -833,7 +838,12 @@ class UsersProxy:
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(
+        self,
+        work: Coroutine[Any, Any, None],
+        answer: tuple[ServerTransaction, Request] | None = None,
+    ) -> asyncio.Task[None]:
+        """Run ``work`` in a task; if it fails, ``answer``'s request still gets a 500."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -847,6 +857,12 @@ class UsersProxy:
                 raise
             except Exception:
                 log.exception("users proxy task failed")
+                if answer is not None:
+                    transaction, request = answer
+                    last = transaction.last_response
+                    if last is None or last.status < 200:
+                        # RFC 3261 8.2.6 / 16.7: never leave a request without an answer
+                        self._reply(transaction, request, 500, "Server Internal Error")
 
         task = loop.create_task(guarded())
         self._tasks.add(task)

@@ -406,3 +406,26 @@ def test_calls_nobody_ended_are_forgotten_after_their_ttl() -> None:
     h.proxy._forget_stale_calls(CALL_TTL + 1.0)
     assert list(h.proxy.calls) == ["new"]
     assert h.proxy.dispatcher.load(1) == 0
+
+
+async def test_a_failing_task_still_answers_500() -> None:
+    h = Harness()
+
+    async def broken(*args: object) -> Response:
+        raise RuntimeError("store down")
+
+    h.proxy.registrar.handle = broken  # type: ignore[method-assign,assignment]
+    register = Request(
+        "REGISTER",
+        f"sip:{DOMAIN}",
+        [
+            ("Via", f"SIP/2.0/UDP {ALICE.host}:{ALICE.port};branch=z9hG4bK-r5"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:alice@{DOMAIN}>;tag=r"),
+            ("To", f"<sip:alice@{DOMAIN}>"),
+            ("Call-ID", "r5"),
+            ("CSeq", "1 REGISTER"),
+        ],
+    )
+    await h.receive(register, ALICE)
+    assert h.responses() == [500]
