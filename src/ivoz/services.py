@@ -14,6 +14,7 @@ bus; ``close`` undoes all of it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from ivoz.state import MemoryRelayOwners, RedisRelayOwners, RelayOwners
 from ivoz.state.location import LocationStore, MemoryLocationStore, RedisLocationStore
 
 log = logging.getLogger(__name__)
+
+REDIS_START_TIMEOUT = 30.0  # seconds to wait for the configuration event subscription
 
 
 @dataclass
@@ -61,7 +64,12 @@ class Services:
                 redis_bus = RedisEventBus(config.redis_url)
                 closers.append(redis_bus.close)
                 # Listening before the load: a change made meanwhile is not missed.
-                await redis_bus.start()
+                try:
+                    await asyncio.wait_for(redis_bus.start(), REDIS_START_TIMEOUT)
+                except TimeoutError:
+                    raise RuntimeError(
+                        f"services: no answer from Redis at {_safe_url(config.redis_url)}"
+                    ) from None
                 bus = redis_bus
                 redis = aioredis.from_url(config.redis_url)
                 closers.append(redis.aclose)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ivoz import cli
+from ivoz import services as services_module
 from ivoz.config import Config
 from ivoz.domain import models as m
 from ivoz.domain.commands import create_demo
@@ -16,6 +17,7 @@ from ivoz.domain.events import RELOAD_ALL, MemoryEventBus, commit_and_announce
 from ivoz.services import Services
 from ivoz.state import MemoryRelayOwners
 from ivoz.state.location import Binding, MemoryLocationStore
+from support.tools import free_port
 
 
 async def test_create_migrates_loads_and_subscribes(tmp_path: Path) -> None:
@@ -103,3 +105,12 @@ async def test_relay_alone_needs_no_database(
     assert await cli._run(Config(data_dir=tmp_path, roles=("relay",)), demo=False) == 0
     assert got == {"relay": None}
     assert not (tmp_path / "ivoz.sqlite3").exists()
+
+
+async def test_unreachable_redis_fails_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services_module, "REDIS_START_TIMEOUT", 0.3)
+    config = Config(data_dir=tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(RuntimeError, match="no answer from Redis"):
+        await Services.create(config, migrate=False)
