@@ -214,10 +214,25 @@ class Phase:
     succeeded: int
     seconds: float
     cpu: float
+    rate: int = 0  # offered per second
 
     @property
     def per_core(self) -> float:
         return self.succeeded / self.cpu if self.cpu > 0 else float("nan")
+
+
+def _total(phases: list[Phase], server: str, what: str) -> Phase | None:
+    chosen = [p for p in phases if p.server == server and p.what == what]
+    if not chosen:
+        return None
+    return Phase(
+        server,
+        what,
+        sum(p.attempted for p in chosen),
+        sum(p.succeeded for p in chosen),
+        sum(p.seconds for p in chosen),
+        sum(p.cpu for p in chosen),
+    )
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -484,27 +499,23 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
         starter = ivoz if name == "ivoz" else kamailio
         with starter(workdir) as server:
             time.sleep(1.0)  # let start-up work settle before measuring
-            cpu, start = server.cpu(), time.monotonic()
-            attempted, ok = sipp(
-                workdir,
-                "register",
-                server,
-                calls=args.registrations,
-                rate=args.register_rate,
-                user="alice",
-                keys={"contact_port": "5999"},
-                timeout=120,
-            )
-            phases.append(
-                Phase(
-                    server.name,
-                    "registrations",
-                    attempted,
-                    ok,
-                    time.monotonic() - start,
-                    server.cpu() - cpu,
+            # Rate-limited steps, each with its share of the registrations.
+            for rate in args.register_rates:
+                cpu, start = server.cpu(), time.monotonic()
+                attempted, ok = sipp(
+                    workdir,
+                    "register",
+                    server,
+                    calls=args.registrations // len(args.register_rates),
+                    rate=rate,
+                    user="alice",
+                    keys={"contact_port": "5999"},
+                    timeout=120,
                 )
-            )
+                seconds, used = time.monotonic() - start, server.cpu() - cpu
+                phases.append(
+                    Phase(server.name, "registrations", attempted, ok, seconds, used, rate)
+                )
             # The callee registers as bob from the port it then answers on (a Contact
             # that is not the REGISTER's source would count as behind NAT).
             callee_port = _free_port()
@@ -520,27 +531,20 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
                 local_port=callee_port,
             )
             with callee(workdir, callee_port):
-                cpu, start = server.cpu(), time.monotonic()
-                attempted, ok = sipp(
-                    workdir,
-                    "caller",
-                    server,
-                    calls=args.calls,
-                    rate=args.call_rate,
-                    user="alice",
-                    keys={"callee": server.callee},
-                    timeout=120,
-                )
-                phases.append(
-                    Phase(
-                        server.name,
-                        "calls",
-                        attempted,
-                        ok,
-                        time.monotonic() - start,
-                        server.cpu() - cpu,
+                for rate in args.call_rates:
+                    cpu, start = server.cpu(), time.monotonic()
+                    attempted, ok = sipp(
+                        workdir,
+                        "caller",
+                        server,
+                        calls=args.calls // len(args.call_rates),
+                        rate=rate,
+                        user="alice",
+                        keys={"callee": server.callee},
+                        timeout=120,
                     )
-                )
+                    seconds, used = time.monotonic() - start, server.cpu() - cpu
+                    phases.append(Phase(server.name, "calls", attempted, ok, seconds, used, rate))
     for phase in phases:
         print(
             f"{phase.server} {phase.what}: {phase.succeeded}/{phase.attempted} in"
@@ -550,15 +554,22 @@ def run_server(name: str, args: argparse.Namespace) -> list[Phase]:
     return phases
 
 
+def _rates(text: str) -> list[int]:
+    return [int(r) for r in text.split(",") if r.strip()]
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__)
-    parser.add_argument("--registrations", type=int, default=2000)
-    parser.add_argument("--register-rate", type=int, default=400, help="REGISTERs per second")
-    parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--call-rate", type=int, default=50, help="calls per second")
+    parser.add_argument("--registrations", type=int, default=2000, help="in all steps")
+    parser.add_argument(
+        "--register-rates", type=_rates, default=[200, 400], help="REGISTERs/s per step"
+    )
+    parser.add_argument("--calls", type=int, default=500, help="in all steps")
+    parser.add_argument("--call-rates", type=_rates, default=[25, 50], help="calls/s per step")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep logs and SIPp traces")
     args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
     phases = run_server("ivoz", args) + run_server("kamailio", args)
     rows = [
         "## Users proxy against Kamailio (SIPp, loopback UDP)",
@@ -567,27 +578,30 @@ def main(argv: list[str]) -> None:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for p in phases:
-        rate = args.register_rate if p.what == "registrations" else args.call_rate
         rows.append(
-            f"| {p.server} | {p.what} | {p.succeeded} / {p.attempted} | {rate} | {p.seconds:.1f}"
+            f"| {p.server} | {p.what} | {p.succeeded} / {p.attempted} | {p.rate} | {p.seconds:.1f}"
             f" | {p.cpu:.2f} | {p.per_core:,.0f} |"
         )
-    by = {(p.server, p.what): p for p in phases}
     notes = []
     for what in ("registrations", "calls"):
-        mine, theirs = by.get(("Ivoz", what)), by.get(("Kamailio", what))
+        mine, theirs = _total(phases, "Ivoz", what), _total(phases, "Kamailio", what)
         if mine and theirs and mine.succeeded and theirs.succeeded:
             ratio = mine.per_core / theirs.per_core
-            notes.append(f"Ivoz / Kamailio per core, {what}: {ratio:.2f}")
+            notes.append(
+                f"{what}: Ivoz {mine.per_core:,.0f} and Kamailio {theirs.per_core:,.0f} per core"
+                f" over all steps; ratio Ivoz / Kamailio {ratio:.2f}"
+            )
         else:
-            notes.append(f"Ivoz / Kamailio per core, {what}: not measured (failures above)")
+            notes.append(f"{what}: ratio not measured (failures above)")
     table = "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
     table += (
         "\n\nSIPp over UDP on loopback; registrations with digest (401 round trip), calls"
         " INVITE with 407 round trip, 200, ACK, BYE, 200. Ivoz's calls cross the users"
         " proxy twice, the application server (B2BUA) and the relay (ng offer/answer/"
         "delete) in one process; Kamailio (bench/kamailio.cfg, 2 UDP workers) is a plain"
-        " registrar and record-routing stateful proxy."
+        " registrar and record-routing stateful proxy. CPU seconds (utime + stime from"
+        " /proc, 10 ms ticks) of the server's processes while each step ran; one-minute"
+        f" load average at the start: {load:.1f} on {os.cpu_count()} cores."
     )
     print(table)
     if not args.no_write:
