@@ -10,7 +10,7 @@ platform's listener for the chosen transport (udp, tcp or tls).
 
 ``Linphone`` runs ``linphonec`` with a generated rc file, fed commands on its stdin
 (``register``, ``call``, ``answer``, ``terminate``), with files as its sound card; its
-state is read from its output ("Registration on ... successful", "Call N ... connected").
+state is read from its output ("Call N ... connected") and its debug log (REGISTER results).
 
 ``write_tone`` and ``dominant_frequency`` make and check the audio: each phone plays
 its own sine tone, and the peak of the FFT of what it recorded tells whose tone it heard.
