@@ -62,19 +62,22 @@ def build_router(level: str) -> APIRouter:
         id: int = Path(ge=1, le=INT32_MAX),
         principal: Principal = Depends(current_principal),
     ) -> Response:
-        mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if mime not in SIGNATURES:
-            raise UnsupportedMediaType(f"send one of {', '.join(SIGNATURES)}")
-        body = await request.body()
-        if len(body) > MAX_LOGO:
-            raise PayloadTooLarge(f"a logo is at most {MAX_LOGO} bytes")
-        if not body.startswith(SIGNATURES[mime]) or (
-            mime == "image/webp" and body[8:12] != b"WEBP"
-        ):
-            raise FieldError("body", f"not a {mime} image")
         async with unit_of_work(request, principal) as work:
             require(work, _SPEC, "write")
+            # The portal first: another tenant's id is a 404 whatever the body.
             portal = await find(work, models.WebPortal, id, write_level=level)
+            mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if mime not in SIGNATURES:
+                raise UnsupportedMediaType(f"send one of {', '.join(SIGNATURES)}")
+            body = b""
+            async for chunk in request.stream():  # stop reading past the limit
+                body += chunk
+                if len(body) > MAX_LOGO:
+                    raise PayloadTooLarge(f"a logo is at most {MAX_LOGO} bytes")
+            if not body.startswith(SIGNATURES[mime]) or (
+                mime == "image/webp" and body[8:12] != b"WEBP"
+            ):
+                raise FieldError("body", f"not a {mime} image")
             portal.logo, portal.logo_mime, portal.logo_path = body, mime, None
         return Response(status_code=204)
 
