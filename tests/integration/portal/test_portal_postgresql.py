@@ -33,6 +33,7 @@ from test_portal_validation import (
     test_conflicts_are_409,
     test_filters_order_pages,
     test_invalid_fields_are_named,
+    test_racing_duplicates_one_wins,
     test_reference_to_missing_object_is_422,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "test_invalid_fields_are_named",
     "test_level_manages_its_entities",
     "test_logout_revokes_the_session",
+    "test_racing_duplicates_one_wins",
     "test_reference_to_missing_object_is_422",
     "test_restricted_administrator_sees_only_its_grants",
     "test_restricted_administrators_hand_out_no_rights",

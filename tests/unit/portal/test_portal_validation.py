@@ -260,3 +260,16 @@ async def test_logo_upload_and_theme(portal: Portal) -> None:
     assert r.status_code == 204
     r = await portal.client.get("/my/logo", headers={"Host": a.portal_host})
     assert r.status_code == 404
+
+
+async def test_racing_duplicates_one_wins(portal: Portal) -> None:
+    import asyncio
+
+    headers = portal.as_client(portal.seed.a)
+    responses = await asyncio.gather(
+        *(
+            portal.client.post("/api/client/extensions", json={"number": "4242"}, headers=headers)
+            for _ in range(4)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
