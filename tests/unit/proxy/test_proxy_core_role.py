@@ -429,3 +429,34 @@ async def test_a_failing_task_still_answers_500() -> None:
     )
     await h.receive(register, ALICE)
     assert h.responses() == [500]
+
+
+async def test_a_websocket_phone_is_reached_over_its_registration_connection() -> None:
+    h = Harness()
+    ws = Address(Kind.WS, "127.0.0.1", 51000)
+    h.node.listening[Kind.WS] = Address(Kind.WS, "127.0.0.1", 8080)
+    h.origin = lambda connection: Origin(Kind.WS, ws, PROXY, connection)  # type: ignore[attr-defined]
+    await h.services.location.save(
+        Binding(
+            aor=f"bob@{DOMAIN}",
+            contact="sip:x1@abc.invalid;transport=ws",
+            expires_at=5000.0,
+            received=str(ws),
+            connection_id=42,
+            transport="WS",
+            terminal_id=11,
+            company_id=1,
+            nat=True,
+        )
+    )
+    request = invite(f"sip:bob@{DOMAIN}", source=AS, extra=[("X-Ivoz-Callee-Terminal", "11")])
+    await h.receive(request, AS)
+    ((forwarded, where),) = [(m, w) for m, w in h.take() if isinstance(m, Request)]
+    assert where == 42  # the connection the phone registered on (RFC 5626 5.3, RFC 7118)
+    assert isinstance(forwarded, Request)
+    assert forwarded.via.transport == "WS"
+    # UDP in from the application server, WS out to the phone: double Record-Route
+    assert forwarded.headers.get_all("Record-Route") == [
+        "<sip:127.0.0.1:8080;transport=ws;lr;r2=on>",
+        "<sip:127.0.0.1:5060;lr;r2=on>",
+    ]
