@@ -144,3 +144,45 @@ def test_linphone_calls_baresip_over_tcp(platform: Platform, tmp_path: Path) -> 
     wait_relay_empty(platform)
     assert_hears(alice.record, BOB_HZ, "alice (linphone)")
     assert_hears(bob.recording(), ALICE_HZ, "bob")
+
+
+def test_caller_gives_up_while_ringing(platform: Platform, tmp_path: Path) -> None:
+    """CANCEL crosses proxy and application server: Bob's phone stops ringing."""
+    alice = baresip_phone(platform, tmp_path, "alice", ALICE_HZ)
+    bob = baresip_phone(platform, tmp_path, "bob", BOB_HZ)
+    with alice, bob:
+        alice.wait_registered(15)
+        bob.wait_registered(15)
+        alice.dial(f"sip:1002@{DOMAIN}")
+        bob.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        alice.wait_event("CALL_RINGING", 10, fail=("CALL_CLOSED",))
+        alice.hangup()
+        alice.wait_event("CALL_CLOSED", 10)
+        bob.wait_event("CALL_CLOSED", 10, fail=("CALL_ESTABLISHED",))
+    wait_relay_empty(platform)
+
+
+def test_two_phones_of_one_user_ring_in_parallel(platform: Platform, tmp_path: Path) -> None:
+    """Bob registered twice (UDP and TCP): both ring, the one that answers wins,
+    the other stops ringing."""
+    alice = baresip_phone(platform, tmp_path / "a", "alice", ALICE_HZ)
+    desk = baresip_phone(platform, tmp_path / "desk", "bob", BOB_HZ, "udp")
+    mobile = baresip_phone(platform, tmp_path / "mobile", "bob", BOB_HZ, "tcp")
+    with alice, desk, mobile:
+        alice.wait_registered(15)
+        desk.wait_registered(15)
+        mobile.wait_registered(15)
+        alice.dial(f"sip:1002@{DOMAIN}")
+        desk.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        mobile.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        mobile.accept()
+        alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        mobile.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        desk.wait_event("CALL_CLOSED", 10, fail=("CALL_ESTABLISHED",))
+        time.sleep(TALK_SECONDS)
+        alice.hangup()
+        alice.wait_event("CALL_CLOSED", 10)
+        mobile.wait_event("CALL_CLOSED", 10)
+    wait_relay_empty(platform)
+    assert_hears(alice.recording(), BOB_HZ, "alice")
+    assert_hears(mobile.recording(), ALICE_HZ, "bob's second phone")
