@@ -37,7 +37,8 @@ class Config:
     sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
     appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
     appserver_port: int = 5062
-    appserver_proxy: str | None = None  # "host:port" (UDP) of the users proxy for B-legs; default sip_host:sip_udp_port
+    # "host:port" (UDP) of the users proxy for B-legs; default sip_host:sip_udp_port.
+    appserver_proxy: str | None = None
 
     # Media relay: ng control socket (UDP) and the RTP port range.
     ng_host: str = "127.0.0.1"
