@@ -186,3 +186,41 @@ def test_two_phones_of_one_user_ring_in_parallel(platform: Platform, tmp_path: P
     wait_relay_empty(platform)
     assert_hears(alice.recording(), BOB_HZ, "alice")
     assert_hears(mobile.recording(), ALICE_HZ, "bob's second phone")
+
+
+def test_hold_and_resume_cross_both_legs(platform: Platform, tmp_path: Path) -> None:
+    """Alice's re-INVITEs (hold: sendonly, resume: sendrecv) reach Bob through the
+    application server and their answers come back; the relay stops and restarts."""
+    alice = baresip_phone(platform, tmp_path, "alice", ALICE_HZ)
+    bob = baresip_phone(platform, tmp_path, "bob", BOB_HZ)
+    with alice, bob:
+        alice.wait_registered(15)
+        bob.wait_registered(15)
+        alice.dial(f"sip:1002@{DOMAIN}")
+        bob.wait_event("CALL_INCOMING", 10, fail=("CALL_CLOSED",))
+        bob.accept()
+        alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        bob.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+        time.sleep(1.0)
+        alice.drain()
+        bob.drain()
+        alice.command("hold")
+        bob.wait_event("CALL_REMOTE_SDP", 10, fail=("CALL_CLOSED",))  # the offer crossed
+        alice.wait_event("CALL_REMOTE_SDP", 10, fail=("CALL_CLOSED",))  # its answer came back
+        time.sleep(0.5)
+        before = platform.relayed_packets()
+        time.sleep(2.0)
+        on_hold = platform.relayed_packets() - before
+        alice.command("resume")
+        bob.wait_event("CALL_REMOTE_SDP", 10, fail=("CALL_CLOSED",))
+        alice.wait_event("CALL_REMOTE_SDP", 10, fail=("CALL_CLOSED",))
+        time.sleep(0.5)
+        before = platform.relayed_packets()
+        time.sleep(2.0)
+        resumed = platform.relayed_packets() - before
+        # 20 ms packets both ways on both legs: about 400 in 2 s when talking.
+        assert resumed > 100 and resumed > on_hold, (on_hold, resumed)
+        bob.hangup()
+        alice.wait_event("CALL_CLOSED", 10)
+        bob.wait_event("CALL_CLOSED", 10)
+    wait_relay_empty(platform)
