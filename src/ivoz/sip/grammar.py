@@ -9,6 +9,7 @@ quotes and angle brackets, and ``;name=value`` parameter lists. Every helper rai
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .errors import LocalError, RemoteError, bad_request
 
@@ -222,3 +223,15 @@ def parse_int(text: str, what: str, maximum: int, status: int = 400) -> int:
     if value > maximum:
         raise RemoteError(status, f"{what} out of range")
     return value
+
+
+def slots_twin(cls: type) -> Any:
+    """A plain class with the slots of the frozen, slotted dataclass `cls`, for hot paths.
+
+    The parser checks its input once; building the value through the dataclass would
+    check it again (``__post_init__``) and set each field through ``object.__setattr__``.
+    Instead it fills an instance of this twin with plain attribute stores and re-classes
+    it (``twin.__class__ = cls``), which CPython allows because the two layouts are the
+    same. The result is an ordinary, frozen instance of `cls`.
+    """
+    return type(f"_{cls.__name__}Twin", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]

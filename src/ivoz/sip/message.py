@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
+from itertools import repeat
+from operator import itemgetter
 from typing import cast
 
 from .errors import LocalError, RemoteError, bad_request
@@ -34,6 +36,9 @@ _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?")
 # RFC 3261 7.3.1: a line that starts with whitespace continues the previous one.
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
+# Items of a ``str.partition`` result: the header name and the ":" separator.
+_NAME = itemgetter(0)
+_SEPARATOR = itemgetter(1)
 
 
 def _key(name: str) -> str:
@@ -209,14 +214,13 @@ class Message:
         """The raw value of the single-valued header `key` (400 if missing or repeated)."""
         headers = self.headers
         keys = headers._keys
-        try:
-            index = keys.index(key)
-        except ValueError:
-            raise _flag(self, bad_request(f"Missing {name} header")) from None
-        if keys.count(key) > 1:
+        count = keys.count(key)
+        if count == 1:
+            return headers._lines[keys.index(key)][2].strip(WS)
+        if count:
             # RFC 3261 7.3.1 and RFC 4475 3.3.8: these header fields appear at most once.
             raise _flag(self, bad_request(f"Multiple {name} header fields"))
-        return headers._lines[index][2].strip(WS)
+        raise _flag(self, bad_request(f"Missing {name} header"))
 
     def _essential(self, exc: RemoteError) -> RemoteError:
         """The same error, flagged with whether a response can still be built."""
@@ -225,12 +229,14 @@ class Message:
     @property
     def via(self) -> Via:
         """The top Via (RFC 3261 8.2.6.2, 18.2.1); only its first element is parsed."""
-        cache = self.headers._cache
+        headers = self.headers
+        cache = headers._cache
         value = cache.get("via")
         if value is None:
-            raw = self.headers._first("via")
-            if raw is None:
+            keys = headers._keys
+            if "via" not in keys:
                 raise _flag(self, bad_request("Missing Via header"))
+            raw = headers._lines[keys.index("via")][2].strip(WS)
             try:
                 value = cache["via"] = Via.parse(first_element(raw) if "," in raw else raw)
             except RemoteError as exc:
@@ -254,10 +260,15 @@ class Message:
     @property
     def call_id(self) -> str:
         """RFC 3261 20.8: Call-ID = word [ "@" word ]."""
-        cache = self.headers._cache
+        headers = self.headers
+        cache = headers._cache
         value = cache.get("call-id")
         if value is None:
-            raw = self._one("call-id", "Call-ID")
+            keys = headers._keys
+            if keys.count("call-id") == 1:
+                raw = headers._lines[keys.index("call-id")][2].strip(WS)
+            else:
+                raw = self._one("call-id", "Call-ID")
             if _CALL_ID_RE.fullmatch(raw) is None:
                 raise _flag(self, bad_request("Malformed Call-ID"))
             value = cache["call-id"] = raw
@@ -268,10 +279,15 @@ class Message:
         return self._cseq()
 
     def _cseq(self) -> CSeq:
-        cache = self.headers._cache
+        headers = self.headers
+        cache = headers._cache
         value = cache.get("cseq")
         if value is None:
-            raw = self._one("cseq", "CSeq")
+            keys = headers._keys
+            if keys.count("cseq") == 1:
+                raw = headers._lines[keys.index("cseq")][2]
+            else:
+                raw = self._one("cseq", "CSeq")
             try:
                 value = cache["cseq"] = CSeq.parse(raw)
             except RemoteError as exc:
@@ -308,14 +324,19 @@ class Message:
         return self._tag("to", "to-tag", "To")
 
     def _tag(self, key: str, tag_key: str, name: str) -> str | None:
-        cache = self.headers._cache
+        headers = self.headers
+        cache = headers._cache
         tag = cache.get(tag_key, _SLOW)
         if tag is not _SLOW:
             return tag  # type: ignore[return-value]
         address = cache.get(key)
         if address is not None:
             return cast(NameAddr, address).params.get("tag")
-        tag = _fast_tag(self._one(key, name))
+        keys = headers._keys
+        if keys.count(key) == 1:
+            tag = _fast_tag(headers._lines[keys.index(key)][2].strip(WS))
+        else:
+            tag = _fast_tag(self._one(key, name))
         if tag is _SLOW:
             tag = self._name_addr(key, name).params.get("tag")
         cache[tag_key] = tag
@@ -324,13 +345,19 @@ class Message:
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (RFC 3261 20.22, 0-255), None when absent."""
-        cache = self.headers._cache
-        if "max-forwards" in cache:
-            return cast("int | None", cache["max-forwards"])
+        headers = self.headers
+        cache = headers._cache
+        cached = cache.get("max-forwards", _SLOW)
+        if cached is not _SLOW:
+            return cast("int | None", cached)
         value: int | None = None
-        if "max-forwards" in self.headers._keys:
-            raw = self._one("max-forwards", "Max-Forwards")
-            raw = raw.strip(WS)
+        keys = headers._keys
+        count = keys.count("max-forwards")
+        if count:
+            if count == 1:
+                raw = headers._lines[keys.index("max-forwards")][2].strip(WS)
+            else:
+                raw = self._one("max-forwards", "Max-Forwards")
             if not raw.isdigit() or not raw.isascii():
                 raise bad_request("Malformed Max-Forwards")
             value = int(raw)
@@ -571,14 +598,21 @@ def parse_message(
         body_start = end + 2
     lines = head.split("\r\n")
     first = lines[0]
-    # Fast path: every line is "Known-Name: value" as commonly spelt. Each split
-    # separator holds one CR and one LF, so extra ones are bare CR/LF inside a line.
-    parts = [line.partition(":") for line in lines]
-    del parts[0]
-    known = _KNOWN
-    keys: list[str] = [known.get(n) if c else None for n, c, _ in parts]  # type: ignore[misc]
+    del lines[0]
+    # Fast path: every line is "Known-Name: value" as commonly spelt, cut by C-level
+    # map() calls (no bytecode runs per line). Each split separator holds one CR and one
+    # LF, so extra ones are bare CR/LF inside a line; a line without ":" has an empty
+    # separator.
+    parts = list(map(str.partition, lines, repeat(":")))
+    keys: list[str] = list(map(_KNOWN.get, map(_NAME, parts)))  # type: ignore[arg-type]
     header_error: RemoteError | None = None
-    if None in keys or head.count("\n") != len(parts) or head.count("\r") != len(parts):
+    count = len(parts)
+    if (
+        None in keys
+        or not all(map(_SEPARATOR, parts))
+        or head.count("\n") != count
+        or head.count("\r") != count
+    ):
         keys, parts, header_error = _split_slowly(head)
     # Values keep their surrounding whitespace until read (Headers strips on access).
     headers = Headers._raw(keys, parts)
@@ -654,7 +688,7 @@ def _fast_tag(raw: str) -> str | object | None:
     found = _TAG_RE.search(tail)
     if found is None:
         return None if "tag" not in tail.lower() else _SLOW
-    if _TAG_RE.search(tail, found.end() - 1) is not None:
+    if tail.lower().count("tag") > 1 and _TAG_RE.search(tail, found.end() - 1) is not None:
         # A repeated tag: let the full parse decide (it keeps the last).
         return _SLOW
     return found.group(1)

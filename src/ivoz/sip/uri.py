@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from .errors import LocalError, RemoteError, bad_request
-from .grammar import format_params
+from .grammar import format_params, slots_twin
 
 # RFC 3261 25.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
@@ -157,7 +157,6 @@ _KNOWN_SCHEMES = {
     "tel": "tel",
     "TEL": "tel",
 }
-_setattr = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,16 +203,18 @@ class URI:
         opaque: str | None = None,
     ) -> URI:
         """Build without re-checking what the parser has just checked (hot path)."""
-        uri = object.__new__(cls)
-        _setattr(uri, "scheme", scheme)
-        _setattr(uri, "user", user)
-        _setattr(uri, "password", password)
-        _setattr(uri, "host", host)
-        _setattr(uri, "port", port)
-        _setattr(uri, "params", params)
-        _setattr(uri, "headers", headers)
-        _setattr(uri, "opaque", opaque)
-        return uri
+        uri = _URI_TWIN()
+        uri.scheme = scheme
+        uri.user = user
+        uri.password = password
+        uri.host = host
+        uri.port = port
+        uri.params = params
+        uri.headers = headers
+        uri.opaque = opaque
+        uri.__class__ = cls
+        built: URI = uri
+        return built
 
     @classmethod
     def parse(cls, text: str) -> URI:
@@ -364,3 +365,6 @@ class URI:
         """A copy without the named parameters."""
         drop = {n.lower() for n in names}
         return replace(self, params={k: v for k, v in self.params.items() if k not in drop})
+
+
+_URI_TWIN = slots_twin(URI)

@@ -22,6 +22,7 @@ from .grammar import (
     parse_params,
     quote,
     skip_quoted,
+    slots_twin,
     unquote,
 )
 from .uri import URI, split_hostport
@@ -64,13 +65,13 @@ class NameAddr:
             if gt > 0:
                 uri = URI.parse(text[1:gt])
                 tail = text[gt + 1 :]
-                address = object.__new__(cls)
-                _setattr(address, "uri", uri)
-                _setattr(address, "display", None)
-                _setattr(
-                    address, "params", parse_params(tail.lstrip(WS), "address") if tail else {}
-                )
-                return address
+                address = _NAME_ADDR_TWIN()
+                address.uri = uri
+                address.display = None
+                address.params = parse_params(tail.lstrip(WS), "address") if tail else {}
+                address.__class__ = cls
+                built: NameAddr = address
+                return built
         if text[0] == '"':
             end = skip_quoted(text, 0)
             display = unquote(text[:end])
@@ -104,11 +105,13 @@ class NameAddr:
         uri = URI.parse(rest[1:gt])
         tail = rest[gt + 1 :].strip(WS)
         params = parse_params(tail, "address") if tail else {}
-        address = object.__new__(cls)
-        _setattr(address, "uri", uri)
-        _setattr(address, "display", display)
-        _setattr(address, "params", params)
-        return address
+        address = _NAME_ADDR_TWIN()
+        address.uri = uri
+        address.display = display
+        address.params = params
+        address.__class__ = cls
+        built = address
+        return built
 
     def __str__(self) -> str:
         if self.display is not None:
@@ -152,7 +155,6 @@ def check_local_params(params: dict[str, str | None]) -> None:
 # RFC 3261 25.1 transport names (and RFC 7118's WS/WSS) that skip the token regex.
 _TRANSPORTS = {t: t.upper() for t in ("UDP", "TCP", "TLS", "SCTP", "WS", "WSS")}
 _TRANSPORTS.update({t.lower(): t for t in list(_TRANSPORTS)})
-_setattr = object.__setattr__
 _TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
 # The usual spelling of a via-parm in one regex (hot path): upper-case transport, a
 # hostname or IPv4 address, optional port, token parameters without whitespace.
@@ -197,13 +199,15 @@ class Via:
                 for item in ptext[1:].split(";"):
                     name, eq, value = item.partition("=")
                     params[name.lower()] = value if eq else None
-            via = object.__new__(cls)
-            _setattr(via, "transport", transport)
-            _setattr(via, "host", host)
-            _setattr(via, "port", port)
-            _setattr(via, "params", params)
-            _setattr(via, "protocol", "SIP/2.0")
-            return via
+            via = _VIA_TWIN()
+            via.transport = transport
+            via.host = host
+            via.port = port
+            via.params = params
+            via.protocol = "SIP/2.0"
+            via.__class__ = cls
+            built: Via = via
+            return built
         if text.startswith("SIP/2.0/"):
             # Fast path for the usual spelling: "SIP/2.0/UDP host:port;params".
             semi = text.find(";")
@@ -213,13 +217,15 @@ class Via:
             if transport and space and sent_by and " " not in sent_by and "\t" not in sent_by:
                 host, port = split_hostport(sent_by, "Via sent-by")
                 params = parse_params(text[semi:], "Via") if semi >= 0 else {}
-                via = object.__new__(cls)
-                _setattr(via, "transport", transport)
-                _setattr(via, "host", host)
-                _setattr(via, "port", port)
-                _setattr(via, "params", params)
-                _setattr(via, "protocol", "SIP/2.0")
-                return via
+                via = _VIA_TWIN()
+                via.transport = transport
+                via.host = host
+                via.port = port
+                via.params = params
+                via.protocol = "SIP/2.0"
+                via.__class__ = cls
+                built = via
+                return built
         semi = find_unquoted(text, ";")
         head = text if semi < 0 else text[:semi]
         parts = head.split("/", 2)
@@ -310,10 +316,12 @@ class CSeq:
             raise bad_request("CSeq number out of range")
         if method not in _COMMON_METHODS:
             check_token(method, "CSeq method")
-        cseq = object.__new__(cls)
-        _setattr(cseq, "seq", seq)
-        _setattr(cseq, "method", method)
-        return cseq
+        cseq = _CSEQ_TWIN()
+        cseq.seq = seq
+        cseq.method = method
+        cseq.__class__ = cls
+        built: CSeq = cseq
+        return built
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
@@ -372,3 +380,8 @@ class Contact:
         except ValueError:
             return None
         return q if 0.0 <= q <= 1.0 else None
+
+
+_NAME_ADDR_TWIN = slots_twin(NameAddr)
+_VIA_TWIN = slots_twin(Via)
+_CSEQ_TWIN = slots_twin(CSeq)
