@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivoz.sip import digest
@@ -15,6 +15,10 @@ from ivoz.sip.errors import RemoteError
 
 SECRET = b"server-secret-0123456789"
 NOW = 1_700_000_000.0
+# No wall-clock deadline: on a busy CI machine one slow example (first hashlib or
+# surrogatepass call, a GC pause) overran Hypothesis's 200 ms default and was reported as
+# a flaky failure that did not repeat. Correctness, not speed, is under test here.
+NO_DEADLINE = settings(deadline=None)
 
 
 def test_rfc2617_section_3_5_vector() -> None:
@@ -269,6 +273,7 @@ _PIECES = st.lists(
 ).map("".join)
 
 
+@NO_DEADLINE
 @given(st.one_of(st.text(max_size=200), _PIECES))
 def test_parsers_raise_only_remote_error(text: str) -> None:
     for parse in (Credentials.parse, Challenge.parse):
@@ -284,9 +289,12 @@ def test_parsers_raise_only_remote_error(text: str) -> None:
             assert result is DigestResult.BAD
 
 
+# Lone surrogates (category Cs) are drawn on purpose: the message layer decodes bytes
+# that are not UTF-8 into them (surrogateescape), and digest must hash them, not raise.
 _PRINTABLE = st.characters(min_codepoint=0x20, blacklist_characters="\x7f")
 
 
+@NO_DEADLINE
 @given(st.text(_PRINTABLE, min_size=1, max_size=20), st.text(_PRINTABLE, max_size=20))
 def test_any_username_and_password_round_trip(username: str, password: str) -> None:
     challenge = digest.make_challenge("r", SECRET, NOW, algorithm="SHA-256")
