@@ -24,7 +24,16 @@ from ivoz.domain.db import Database
 from ivoz.domain.events import EventBus
 from ivoz.portal import auth, crud, entities, errors, logos, me, registrations
 from ivoz.portal.context import STATE_KEY, PortalState
-from ivoz.portal.tokens import LEVELS, Level, LoginThrottle, TokenService, load_or_create_secret
+from ivoz.portal.tokens import (
+    LEVELS,
+    Level,
+    LoginThrottle,
+    RedisFailures,
+    RedisRevocations,
+    RevocationStore,
+    TokenService,
+    load_or_create_secret,
+)
 
 DEFAULT_THEME = {"name": "Ivoz", "colour": "#2f6fb0", "logo": None, "level": None}
 
@@ -90,14 +99,21 @@ def create_app(
     clock: Callable[[], float] = time.time,
     throttle: LoginThrottle | None = None,
     location: Any = None,
+    redis: Any = None,
+    revocations: RevocationStore | None = None,
 ) -> FastAPI:
+    """The portal app. ``redis`` (a redis.asyncio client) shares token revocations and
+    login throttling among several portal processes; without it they are in memory."""
     secret = config.api_secret or load_or_create_secret(config.data_dir)
+    if revocations is None and redis is not None:
+        revocations = RedisRevocations(redis, clock)
+    failures = RedisFailures(redis) if redis is not None else None
     state = PortalState(
         config=config,
         database=database,
         bus=bus,
-        tokens=TokenService(secret, clock),
-        throttle=throttle or LoginThrottle(clock),
+        tokens=TokenService(secret, clock, revocations=revocations),
+        throttle=throttle or LoginThrottle(clock, store=failures),
         clock=clock,
         location=location,
     )

@@ -161,7 +161,7 @@ def build_router() -> APIRouter:
                     brand_id = portal.brand_id
             user_key = f"{level}:{brand_id or '*'}:{body.username.lower()}"
             keys = (user_key, f"addr:{address}")
-            wait = state.throttle.retry_after(*keys)
+            wait = await state.throttle.retry_after(*keys)
             if wait:
                 raise TooManyRequests(wait)
             found = await _candidates(session, level, body.username, brand_id)
@@ -169,9 +169,9 @@ def build_router() -> APIRouter:
             hashed = row.password_hash if row is not None and row.password_hash else _dummy_hash()
             ok = await asyncio.to_thread(verify_password, hashed, body.password)
             if not ok or row is None or not row.active:
-                state.throttle.failed(*keys)
+                await state.throttle.failed(*keys)
                 raise Unauthorized("wrong username or password")
-        state.throttle.succeeded(user_key)
+        await state.throttle.succeeded(user_key)
         pair = state.tokens.issue(_principal_for(level, row, state.tokens.new_session()))
         return pair.as_dict()
 
@@ -181,13 +181,13 @@ def build_router() -> APIRouter:
         state = portal_state(request)
         level = level_of(request)
         try:
-            principal = state.tokens.verify(body.refresh_token, "refresh", level)
+            principal = await state.tokens.verify(body.refresh_token, "refresh", level)
         except TokenError as exc:
             raise Unauthorized(str(exc)) from None
         async with state.database.sessionmaker() as session:
             await load_actor(session, principal)
         try:
-            return state.tokens.rotate(body.refresh_token, level).as_dict()
+            return (await state.tokens.rotate(body.refresh_token, level)).as_dict()
         except TokenError as exc:
             raise Unauthorized(str(exc)) from None
 
@@ -200,7 +200,7 @@ def build_router() -> APIRouter:
         """Revoke the session: its access and refresh tokens stop working."""
         state = portal_state(request)
         auth = request.headers.get("authorization", "")
-        state.tokens.revoke_session(auth.split(" ", 1)[1])
+        await state.tokens.revoke_session(auth.split(" ", 1)[1])
         return Response(status_code=204)
 
     @router.get("/whoami", response_model=WhoAmI, responses={401: {}})

@@ -59,13 +59,13 @@ def level_of(request: Request) -> Level:
 _bearer = HTTPBearer(auto_error=False, description="access token from POST login")
 
 
-def current_principal(
+async def current_principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
     try:
-        return portal_state(request).tokens.verify(
+        return await portal_state(request).tokens.verify(
             credentials.credentials, "access", level_of(request)
         )
     except TokenError as exc:

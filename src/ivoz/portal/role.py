@@ -35,7 +35,9 @@ async def serve(config: Config, services: Services | None = None) -> None:
     # makes the role safe to start alone.
     shared = services if services is not None else await Services.create(config)
     try:
-        app = create_app(config, shared.database, shared.bus, location=shared.location)
+        app = create_app(
+            config, shared.database, shared.bus, location=shared.location, redis=shared.redis
+        )
         server = _Server(
             uvicorn.Config(
                 app,

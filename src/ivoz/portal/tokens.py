@@ -6,8 +6,10 @@ lives longer and is good for one use: refreshing revokes it and issues a new pai
 tokens of a login share a session id (``sid``); logout revokes the session, which kills
 every token issued under it, including those that rotation produced later.
 
-Revocations are kept in memory until the revoked token would have expired anyway: one
-portal process per platform, or sticky sessions, until a shared store is needed.
+Revocations and failed-login counts live behind two small stores, in memory for one
+portal process (the default) or in Redis when the platform runs several
+(``config.redis_url``): a logout or a throttle then holds on every portal. Entries are
+kept until the revoked token would have expired anyway / the window has passed.
 Time is an injected clock, so tests move it instead of sleeping.
 """
 
@@ -18,10 +20,10 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
 
@@ -93,6 +95,7 @@ class TokenService:
         clock: Clock = time.time,
         access_ttl: int = ACCESS_TTL,
         refresh_ttl: int = REFRESH_TTL,
+        revocations: RevocationStore | None = None,
     ) -> None:
         # A fixed-size HMAC key from the configured secret, whatever its length
         # (RFC 7518 3.2 wants at least 256 bits of key for HS256).
@@ -100,8 +103,7 @@ class TokenService:
         self._clock = clock
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
-        # jti or "sid:<session>" -> when the entry may be forgotten (epoch seconds).
-        self._revoked: dict[str, float] = {}
+        self._revocations = revocations or MemoryRevocations(clock)
 
     def issue(self, principal: Principal) -> TokenPair:
         now = int(self._clock())
@@ -123,13 +125,15 @@ class TokenService:
     def new_session(self) -> str:
         return secrets.token_urlsafe(12)
 
-    def verify(self, token: str, typ: Literal["access", "refresh"], level: Level) -> Principal:
+    async def verify(
+        self, token: str, typ: Literal["access", "refresh"], level: Level
+    ) -> Principal:
         claims = self._decode(token)
         if claims.get("typ") != typ:
             raise TokenError(f"not an {typ} token")
         if claims.get("lvl") != level:
             raise TokenError(f"token is for the {claims.get('lvl')} level, not {level}")
-        if claims["jti"] in self._revoked or f"sid:{claims['sid']}" in self._revoked:
+        if await self._revocations.any_revoked([claims["jti"], f"sid:{claims['sid']}"]):
             raise TokenError("token revoked")
         return Principal(
             level=claims["lvl"],
@@ -142,23 +146,19 @@ class TokenService:
             impersonator=claims.get("imp"),
         )
 
-    def rotate(self, refresh_token: str, level: Level) -> TokenPair:
+    async def rotate(self, refresh_token: str, level: Level) -> TokenPair:
         """Use a refresh token once: revoke it and issue a new pair in the same session."""
-        principal = self.verify(refresh_token, "refresh", level)
+        principal = await self.verify(refresh_token, "refresh", level)
         claims = self._decode(refresh_token)
-        self._revoke(claims["jti"], float(claims["exp"]))
+        # A racing second use of the same token loses here: revoke is first-come.
+        if not await self._revocations.revoke(claims["jti"], float(claims["exp"])):
+            raise TokenError("token revoked")
         return self.issue(principal)
 
-    def revoke_session(self, token: str) -> None:
+    async def revoke_session(self, token: str) -> None:
         """Logout: every token of the token's session stops working."""
         claims = self._decode(token)
-        self._revoke(f"sid:{claims['sid']}", self._clock() + self.refresh_ttl)
-
-    def _revoke(self, key: str, until: float) -> None:
-        now = self._clock()
-        for stale in [k for k, t in self._revoked.items() if t < now]:
-            del self._revoked[stale]
-        self._revoked[key] = until
+        await self._revocations.revoke(f"sid:{claims['sid']}", self._clock() + self.refresh_ttl)
 
     def _encode(self, claims: dict[str, Any]) -> str:
         claims["jti"] = secrets.token_urlsafe(12)
@@ -187,6 +187,106 @@ class TokenService:
         return claims
 
 
+class RevocationStore(Protocol):
+    async def revoke(self, key: str, until: float) -> bool:
+        """Mark ``key`` revoked until ``until`` (epoch seconds); False if it already was."""
+        ...
+
+    async def any_revoked(self, keys: Sequence[str]) -> bool: ...
+
+
+class MemoryRevocations:
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}  # key -> when it may be forgotten
+
+    async def revoke(self, key: str, until: float) -> bool:
+        now = self._clock()
+        for stale in [k for k, t in self._until.items() if t < now]:
+            del self._until[stale]
+        if key in self._until:
+            return False
+        self._until[key] = until
+        return True
+
+    async def any_revoked(self, keys: Sequence[str]) -> bool:
+        return any(key in self._until for key in keys)
+
+
+class RedisRevocations:
+    """Revocations shared by every portal process: one key each, expiring with the token."""
+
+    def __init__(self, redis: Any, clock: Clock = time.time, prefix: str = "ivoz:portal:revoked:"):
+        self._redis = redis
+        self._clock = clock
+        self._prefix = prefix
+
+    async def revoke(self, key: str, until: float) -> bool:
+        ttl = max(1, math.ceil(until - self._clock()))
+        created = await self._redis.set(self._prefix + key, b"1", ex=ttl, nx=True)
+        return bool(created)
+
+    async def any_revoked(self, keys: Sequence[str]) -> bool:
+        values = await self._redis.mget([self._prefix + key for key in keys])
+        return any(value is not None for value in values)
+
+
+class FailureStore(Protocol):
+    async def recent(self, key: str, since: float) -> list[float]:
+        """Failure times of ``key`` after ``since``, oldest first (older ones dropped)."""
+        ...
+
+    async def add(self, key: str, when: float, keep: float) -> None: ...
+
+    async def clear(self, key: str) -> None: ...
+
+
+class MemoryFailures:
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = {}
+
+    async def recent(self, key: str, since: float) -> list[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return []
+        while times and times[0] <= since:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return list(times)
+
+    async def add(self, key: str, when: float, keep: float) -> None:
+        if len(self._failures) > 100_000:  # bound memory under a spray of keys
+            for stale in [k for k, v in self._failures.items() if not v or v[-1] < when - keep]:
+                del self._failures[stale]
+        self._failures.setdefault(key, deque()).append(when)
+
+    async def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+class RedisFailures:
+    """Failures as a sorted set per key (score = time), expiring after the window."""
+
+    def __init__(self, redis: Any, prefix: str = "ivoz:portal:failures:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def recent(self, key: str, since: float) -> list[float]:
+        name = self._prefix + key
+        await self._redis.zremrangebyscore(name, "-inf", since)
+        rows = await self._redis.zrange(name, 0, -1, withscores=True)
+        return [float(score) for _member, score in rows]
+
+    async def add(self, key: str, when: float, keep: float) -> None:
+        name = self._prefix + key
+        await self._redis.zadd(name, {f"{when}:{secrets.token_hex(4)}": when})
+        await self._redis.expire(name, max(1, math.ceil(keep)))
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+
 class LoginThrottle:
     """At most ``limit`` failed logins per key within ``window`` seconds.
 
@@ -195,35 +295,32 @@ class LoginThrottle:
     many names. A success does not clear the address's failures.
     """
 
-    def __init__(self, clock: Clock = time.time, limit: int = 5, window: float = 300.0) -> None:
+    def __init__(
+        self,
+        clock: Clock = time.time,
+        limit: int = 5,
+        window: float = 300.0,
+        store: FailureStore | None = None,
+    ) -> None:
         self._clock = clock
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self._store = store or MemoryFailures()
 
-    def retry_after(self, *keys: str) -> int:
+    async def retry_after(self, *keys: str) -> int:
         """Seconds until a login may be tried again for these keys; 0 when allowed now."""
         now = self._clock()
         wait = 0.0
         for key in keys:
-            times = self._prune(key, now)
+            times = await self._store.recent(key, now - self.window)
             if len(times) >= self.limit:
                 wait = max(wait, times[len(times) - self.limit] + self.window - now)
         return math.ceil(wait) if wait > 0 else 0
 
-    def failed(self, *keys: str) -> None:
+    async def failed(self, *keys: str) -> None:
         now = self._clock()
         for key in keys:
-            self._prune(key, now).append(now)
+            await self._store.add(key, now, self.window)
 
-    def succeeded(self, user_key: str) -> None:
-        self._failures.pop(user_key, None)
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if len(self._failures) > 100_000:  # bound memory under a spray of keys
-            for stale in [k for k, v in self._failures.items() if not v and k != key]:
-                del self._failures[stale]
-        return times
+    async def succeeded(self, user_key: str) -> None:
+        await self._store.clear(user_key)
