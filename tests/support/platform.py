@@ -341,6 +341,10 @@ def start_platform(
         yield platform
     finally:
         platform.stop()
+    # A role that failed behind the phones' backs fails the module too.
+    for log in [platform.log, *(a.log for a in platform.appservers)]:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        assert "Traceback" not in text, f"{log.name} holds a traceback:\n{_readable(log)}"
 
 
 # -- readiness ---------------------------------------------------------------------
