@@ -597,8 +597,7 @@ def parse_message(
         head = head.replace("\r\n", "\n").replace("\n", "\r\n")
         body_start = end + 2
     lines = head.split("\r\n")
-    first = lines[0]
-    del lines[0]
+    first = lines.pop(0)
     # Fast path: every line is "Known-Name: value" as commonly spelt, cut by C-level
     # map() calls (no bytecode runs per line). Each split separator holds one CR and one
     # LF, so extra ones are bare CR/LF inside a line; a line without ":" has an empty
@@ -625,10 +624,11 @@ def parse_message(
     else:
         message = _request(first, headers, header_error)
     body = data[body_start:]
-    if "content-length" in keys:
+    length_count = keys.count("content-length")
+    if length_count:
         try:
             length = parts[keys.index("content-length")][2].strip(WS)
-            if keys.count("content-length") > 1:
+            if length_count > 1:
                 lengths = {
                     v.strip(WS)
                     for k, (_, _, v) in zip(keys, parts, strict=True)
