@@ -11,6 +11,10 @@ its database; the directory loads them at start):
 | frank | 1006 | forward on no answer after 2 s to 1004          |
 | grace | 1007 | forward when not registered to 1004 (never registers) |
 | henry | 1008 | nothing (never registers)                       |
+| ivan  | 1010 | forward unconditionally to 1004                 |
+| judy  | 1011 | call waiting limit 1                            |
+| kate  | 1012 | a second caller                                 |
+| leo   | 1013 | forward unconditionally to an external number   |
 
 and a second client, Globex, with ``yuri`` on extension 1002 (the same number as Acme's
 Bob) and ``zed`` on 1009 (a number Acme does not have): a terminal of Acme reaches Bob
@@ -37,14 +41,21 @@ OTHER_DOMAIN = "globex.ivoz.test"
 NO_ANSWER_SECONDS = 2
 
 
-def _forward(session: Session, user: m.User, kind: str, target: str, timeout: int = 10) -> None:
+def _forward(
+    session: Session,
+    user: m.User,
+    kind: str,
+    target: str,
+    timeout: int = 10,
+    target_type: str = "extension",
+) -> None:
     session.add(
         m.CallForwardSetting(
             user_id=user.id,
             company_id=user.company_id,
             brand_id=user.brand_id,
             kind=kind,
-            target_type="extension",
+            target_type=target_type,
             target=target,
             no_answer_timeout=timeout,
             enabled=True,
@@ -60,6 +71,12 @@ def _seed(session: Session) -> None:
     frank = add_user(session, acme, "frank", "1006")
     grace = add_user(session, acme, "grace", "1007")
     add_user(session, acme, "henry", "1008")
+    ivan = add_user(session, acme, "ivan", "1010")
+    add_user(session, acme, "judy", "1011", call_waiting_limit=1)
+    add_user(session, acme, "kate", "1012")
+    leo = add_user(session, acme, "leo", "1013")
+    _forward(session, ivan, "unconditional", "1004")
+    _forward(session, leo, "unconditional", "+34911234567", target_type="number")
     _forward(session, carol, "busy", "1004")
     _forward(session, frank, "noanswer", "1004", NO_ANSWER_SECONDS)
     _forward(session, grace, "unregistered", "1004")
@@ -184,3 +201,37 @@ def test_extension_never_crosses_clients(phones: Phones) -> None:
     alice.dial(f"sip:1002@{DOMAIN}")
     answer_and_talk(alice, bob)
     never_rings(yuri, zed)
+
+
+def test_forward_unconditional(phones: Phones) -> None:
+    alice, ivan, dave = phones("alice", ALICE_HZ), phones("ivan"), phones("dave")
+    alice.dial(f"sip:1010@{DOMAIN}")
+    answer_and_talk(alice, dave)
+    never_rings(ivan)
+
+
+def test_forward_to_an_external_number_fails_clearly(phones: Phones) -> None:
+    # No trunks yet: a forward to a number outside the client ends the call with a
+    # clear 404/480 and rings nobody.
+    alice, leo = phones("alice", ALICE_HZ), phones("leo")
+    alice.dial(f"sip:1013@{DOMAIN}")
+    reason = call_fails(alice)
+    assert "480" in reason or "404" in reason, reason
+    never_rings(leo)
+
+
+def test_call_waiting_limit(phones: Phones) -> None:
+    alice, kate, judy = phones("alice", ALICE_HZ), phones("kate"), phones("judy")
+    alice.dial(f"sip:1011@{DOMAIN}")
+    judy.wait_event("CALL_INCOMING", 15, fail=("CALL_CLOSED",))
+    judy.accept()
+    alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+    judy.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
+    # Judy already has one call: a second one is refused as busy, her phone silent.
+    kate.dial(f"sip:1011@{DOMAIN}")
+    reason = call_fails(kate)
+    assert "486" in reason or "Busy" in reason, reason
+    assert judy.events.count("CALL_INCOMING") == 1, judy.events
+    alice.hangup()
+    alice.wait_event("CALL_CLOSED", 10)
+    judy.wait_event("CALL_CLOSED", 10)
