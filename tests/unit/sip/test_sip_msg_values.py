@@ -241,3 +241,54 @@ def test_uri_equivalent(a: str, b: str) -> None:
 def test_uri_not_equivalent(a: str, b: str) -> None:
     assert not sip.URI.parse(a).equivalent(sip.URI.parse(b))
     assert not sip.URI.parse(b).equivalent(sip.URI.parse(a))
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "build"),
+    [
+        (
+            sip.URI.parse,
+            "sip:alice@example.com:5070;transport=tcp;lr",
+            lambda: sip.URI(
+                "sip", "alice", None, "example.com", 5070, {"transport": "tcp", "lr": None}
+            ),
+        ),
+        (
+            sip.NameAddr.parse,
+            "<sip:p1.example.com;lr>",
+            lambda: sip.NameAddr(sip.URI("sip", host="p1.example.com", params={"lr": None})),
+        ),
+        (
+            sip.NameAddr.parse,
+            '"Alice" <sip:alice@example.com>;tag=a1',
+            lambda: sip.NameAddr(
+                sip.URI("sip", "alice", host="example.com"), "Alice", {"tag": "a1"}
+            ),
+        ),
+        (
+            sip.Via.parse,
+            "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1;rport",
+            lambda: sip.Via("UDP", "192.0.2.1", 5062, {"branch": "z9hG4bK1", "rport": None}),
+        ),
+        (sip.CSeq.parse, "7 INVITE", lambda: sip.CSeq(7, "INVITE")),
+    ],
+)
+def test_fast_path_values_are_ordinary_frozen_values(
+    parse: object, text: str, build: object
+) -> None:
+    """Values the parser builds without re-checking (slotted twins) behave like built ones."""
+    assert callable(parse) and callable(build)
+    parsed = parse(text)
+    built = build()
+    assert type(parsed) is type(built)
+    assert parsed == built and hash(str(parsed)) == hash(str(built))
+    assert str(parsed) == str(built)
+    field = dataclasses.fields(parsed)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(parsed, field, None)
+    # dataclasses.replace goes through the checked constructor again.
+    assert dataclasses.replace(parsed) == parsed
+    if isinstance(parsed, sip.URI):
+        assert hash(parsed) == hash(built)
+        with pytest.raises(sip.LocalError):
+            dataclasses.replace(parsed, host="bad host")
