@@ -1,5 +1,9 @@
 """Routing features of the application server with real phones, verified by what rings.
 
+The last test changes Bob's configuration through the REST API (client level) while the
+platform runs: DND on, an unconditional forward created, then deleted; each change
+applies to the next call.
+
 The module's platform is seeded before it starts (users, extensions, forwards written to
 its database; the directory loads them at start):
 
@@ -25,15 +29,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session
 
 from ivoz.domain import models as m
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, BaresipError, assert_hears
-from support.platform import DOMAIN, Platform, add_company, add_user, company, start_platform
+from support.platform import (
+    DOMAIN,
+    Platform,
+    add_company,
+    add_user,
+    company,
+    demo_user,
+    start_platform,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +248,54 @@ def test_call_waiting_limit(phones: Phones) -> None:
     alice.hangup()
     alice.wait_event("CALL_CLOSED", 10)
     judy.wait_event("CALL_CLOSED", 10)
+
+
+# -- configuration changed through the REST API while the platform runs ----------------
+
+
+@contextmanager
+def _client_api(platform: Platform) -> Iterator[httpx.Client]:
+    """The client level of the API, logged in as Acme's administrator."""
+    with httpx.Client(
+        base_url=f"{platform.api_url}/api/client",
+        headers={"Host": f"acme.localhost:{platform.api_port}"},
+        timeout=10,
+    ) as client:
+        r = client.post("/login", json={"username": "acme", "password": platform.secret})
+        assert r.status_code == 200, r.text
+        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        yield client
+
+
+def test_dnd_and_forward_set_through_the_api_apply_to_the_next_call(
+    platform: Platform, phones: Phones
+) -> None:
+    with platform.session() as session:
+        bob_id = demo_user(session, "bob").id
+    alice, bob, dave = phones("alice", ALICE_HZ), phones("bob"), phones("dave")
+    with _client_api(platform) as api:
+        r = api.patch(f"/users/{bob_id}", json={"do_not_disturb": True})
+        assert r.status_code == 200, r.text
+        time.sleep(0.5)  # the change event reaches the SIP roles' directory
+        alice.dial(f"sip:1002@{DOMAIN}")
+        call_fails(alice)
+        never_rings(bob)
+
+        r = api.patch(f"/users/{bob_id}", json={"do_not_disturb": False})
+        assert r.status_code == 200, r.text
+        forward = {"user_id": bob_id, "kind": "unconditional", "target_type": "extension"}
+        r = api.post("/call-forward-settings", json={**forward, "target": "1004"})
+        assert r.status_code == 201, r.text
+        forward_id = r.json()["id"]
+        time.sleep(0.5)
+        alice.drain()
+        alice.dial(f"sip:1002@{DOMAIN}")
+        answer_and_talk(alice, dave)
+        never_rings(bob)
+
+        r = api.delete(f"/call-forward-settings/{forward_id}")
+        assert r.status_code == 204, r.text
+        time.sleep(1.1)  # the change event, and baresip names recordings by the second
+        alice.drain()
+        alice.dial(f"sip:1002@{DOMAIN}")
+        answer_and_talk(alice, bob)
