@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 
 from ivoz.domain import models
 from ivoz.domain.security import hash_password
@@ -338,7 +338,3 @@ def _has_column(model: type[Any], name: str) -> bool:
 def _nullable(model: type[Any], name: str) -> bool:
     column = model.__table__.columns.get(name)
     return bool(column is not None and column.nullable)
-
-
-def primary_key(model: type[Any]) -> str:
-    return str(inspect(model).primary_key[0].name)

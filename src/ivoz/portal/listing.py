@@ -46,10 +46,6 @@ class Page:
     size: int
 
 
-def parse_page(page: int, per_page: int) -> Page:
-    return Page(number=page, size=per_page)
-
-
 def _convert(column: Any, field: str, raw: str) -> Any:
     try:
         python_type = column.type.python_type
