@@ -9,6 +9,7 @@ quotes and angle brackets, and ``;name=value`` parameter lists. Every helper rai
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from typing import Any
 
 from .errors import LocalError, RemoteError, bad_request
@@ -124,6 +125,9 @@ def split_list(value: str) -> list[str]:
     if "," not in value:
         stripped = value.strip(WS)
         return [stripped] if stripped else []
+    if '"' not in value and "<" not in value:
+        # No quoted string or <URI> that could hold a comma: every comma separates.
+        return [part for part in map(str.strip, value.split(","), repeat(WS)) if part]
     parts: list[str] = []
     start = 0
     while True:
