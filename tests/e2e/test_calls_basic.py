@@ -21,7 +21,7 @@ from support.platform import DOMAIN, Platform, start_platform
 
 pytestmark = pytest.mark.slow
 
-TALK_SECONDS = 3.0  # of audio before the DTMF and the hang-up
+TALK_SECONDS = 2.0  # of audio before the DTMF and the hang-up
 
 
 @pytest.fixture(scope="module")

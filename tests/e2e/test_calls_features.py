@@ -144,7 +144,7 @@ def answer_and_talk(alice: Baresip, callee: Baresip) -> None:
     callee.accept()
     alice.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
     callee.wait_event("CALL_ESTABLISHED", 10, fail=("CALL_CLOSED",))
-    time.sleep(2.5)
+    time.sleep(2.0)
     alice.hangup()
     alice.wait_event("CALL_CLOSED", 10)
     callee.wait_event("CALL_CLOSED", 10)
