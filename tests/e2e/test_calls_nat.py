@@ -22,7 +22,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, assert_hears
@@ -127,6 +129,19 @@ def masquerade(data: bytes) -> bytes:
     return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
 
 
+def registered_contacts(platform: Platform, sip_username: str) -> list[dict[str, Any]]:
+    """The registration status API (client level) for one terminal of Acme."""
+    host = {"Host": f"acme.localhost:{platform.api_port}"}
+    with httpx.Client(base_url=f"{platform.api_url}/api/client", headers=host, timeout=10) as api:
+        r = api.post("/login", json={"username": "acme", "password": platform.secret})
+        assert r.status_code == 200, r.text
+        token = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = api.get("/registrations", params={"per_page": 500}, headers=token)
+        assert r.status_code == 200, r.text
+    rows = [row for row in r.json() if row["sip_username"] == sip_username]
+    return [contact for row in rows for contact in row["contacts"]]
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     with start_platform(tmp_path_factory.mktemp("calls-nat")) as running:
@@ -156,6 +171,15 @@ def test_phone_behind_nat_gets_calls_and_audio(platform: Platform, tmp_path: Pat
         with alice, bob:
             alice.wait_registered(15)
             bob.wait_registered(15)
+            # What the registrar knows: Bob's private Contact, reached at the NAT's side.
+            contacts = registered_contacts(platform, "bob")
+            assert contacts, "bob is not registered"
+            assert any(
+                FAKE_HOST in c["contact"]
+                and c["nat"]
+                and str(c["source"]).endswith(f":{nat.outside.getsockname()[1]}")
+                for c in contacts
+            ), contacts
 
             # Alice calls Bob: the INVITE must reach him through the NAT mapping.
             alice.dial(f"sip:1002@{DOMAIN}")
