@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from ivoz.sip import Response, parse_message
+from ivoz.sip import Request, Response, make_response, parse_message
 from ivoz.sip.auth import challenges
 from ivoz.sip.digest import answer_challenge
-from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone
-from support.platform import DOMAIN, Platform, add_company, add_user, start_platform
+from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone, WsPhone
+from support.platform import DOMAIN, Platform, add_company, add_user, company, start_platform
 from support.tools import free_port, require_tool
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,7 @@ OTHER_PASSWORD = "globex-only-password"
 def _seed(session: Session) -> None:
     globex = add_company(session, "Globex", OTHER_DOMAIN)
     add_user(session, globex, "alice", "1001", password=OTHER_PASSWORD)
+    add_user(session, company(session), "wendy", "1020")  # the WebSocket phone
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,76 @@ def test_sipp_register_wrong_password_gets_401_again(platform: Platform, tmp_pat
 
 def test_sipp_invite_wrong_password_is_refused(platform: Platform, tmp_path: Path) -> None:
     run_sipp(platform, "invite_wrong_password.xml", tmp_path, {"user": "alice", "callee": "1002"})
+
+
+# -- a WebSocket phone -------------------------------------------------------------------
+
+
+def ws_register(phone: WsPhone, user: str, password: str) -> Response:
+    """REGISTER over the phone's WebSocket, answering the digest challenge."""
+    call_id = f"{random.getrandbits(64):x}@{phone.host}"
+    tag = f"{random.getrandbits(32):x}"
+
+    def request(cseq: int, authorization: str = "") -> str:
+        lines = [
+            f"REGISTER sip:{DOMAIN} SIP/2.0",
+            f"Via: SIP/2.0/{phone.transport} {phone.host};branch=z9hG4bK{random.getrandbits(48):x}",
+            "Max-Forwards: 70",
+            f"From: <sip:{user}@{DOMAIN}>;tag={tag}",
+            f"To: <sip:{user}@{DOMAIN}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: {cseq} REGISTER",
+            f"Contact: <sip:{user}@{phone.host};transport=ws>;expires=300",
+        ]
+        if authorization:
+            lines.append(f"Authorization: {authorization}")
+        return "\r\n".join([*lines, "Content-Length: 0", "", ""])
+
+    phone.send(request(1))
+    first = parse_message(phone.receive().encode())
+    assert isinstance(first, Response) and first.status == 401, first
+    credentials = answer_challenge(
+        challenges(first)[0],
+        method="REGISTER",
+        uri=f"sip:{DOMAIN}",
+        username=user,
+        password=password,
+    )
+    phone.send(request(2, str(credentials)))
+    final = parse_message(phone.receive().encode())
+    assert isinstance(final, Response), final
+    return final
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+def test_websocket_phone_registers_and_gets_calls_on_its_connection(
+    platform: Platform, secure: bool, tmp_path: Path
+) -> None:
+    """RFC 7118: the phone can only be reached over the connection it registered on."""
+    phone = WsPhone(platform.host, platform.wss_port if secure else platform.ws_port, secure=secure)
+    alice = Baresip(
+        tmp_path,
+        "alice",
+        tone=ALICE_HZ,
+        user="alice",
+        password=platform.secret,
+        domain=DOMAIN,
+        proxy=(platform.host, platform.sip_port),
+    )
+    try:
+        registered = ws_register(phone, "wendy", platform.secret)
+        assert registered.status == 200, registered
+        with alice:
+            alice.wait_registered(15)
+            alice.dial(f"sip:1020@{DOMAIN}")
+            while True:  # skip keep-alives and whatever else comes first
+                message = parse_message(phone.receive(15).encode())
+                if isinstance(message, Request) and message.method == "INVITE":
+                    break
+            assert message.uri.host == phone.host, message.uri
+            # Busy: the refusal travels back over the same connection to Alice.
+            phone.send(bytes(make_response(message, 486)).decode())
+            closed = alice.wait_event("CALL_CLOSED", 15, fail=("CALL_ESTABLISHED",))
+            assert "486" in str(closed.get("param", "")), closed
+    finally:
+        phone.close()

@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import secrets
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -31,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, Ping, TextMessage
+from wsproto.events import Request as WsRequest
 
 from support.tools import free_port, require_tool, stop_process
 
@@ -559,3 +564,72 @@ class Linphone:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- a SIP-over-WebSocket phone (RFC 7118) -------------------------------------------------
+
+
+class WsPhone:
+    """A minimal SIP-over-WebSocket UA on one connection (wsproto), for registrations and
+    for seeing the requests the platform sends back over that connection.
+
+    Like a browser it cannot be reached any other way: its Via and Contact name an
+    ``.invalid`` host (RFC 7118 5.2), so whatever reaches it proves the platform used the
+    connection the phone registered on.
+    """
+
+    def __init__(self, host: str, port: int, *, secure: bool = False) -> None:
+        raw = socket.create_connection((host, port), timeout=10)
+        self.sock: socket.socket = raw
+        if secure:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        self.transport = "WSS" if secure else "WS"
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.sock.sendall(
+            self.ws.send(WsRequest(host=f"{host}:{port}", target="/", subprotocols=["sip"]))
+        )
+        self.host = f"{secrets.token_hex(6)}.invalid"
+        self._messages: list[str] = []
+        self._parts: list[str] = []
+        self._accepted = False
+        while not self._accepted:
+            self._pump(10.0)
+
+    def _pump(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(65535)
+        if not data:
+            raise ConnectionError("the platform closed the WebSocket")
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, AcceptConnection):
+                assert event.subprotocol == "sip", event
+                self._accepted = True
+            elif isinstance(event, TextMessage | BytesMessage):
+                part = event.data if isinstance(event.data, str) else event.data.decode()
+                self._parts.append(part)
+                if event.message_finished:
+                    self._messages.append("".join(self._parts))
+                    self._parts = []
+            elif isinstance(event, Ping):
+                self.sock.sendall(self.ws.send(event.response()))
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(self.ws.send(TextMessage(data=text)))
+
+    def receive(self, timeout: float = 10.0) -> str:
+        """The next whole SIP message that arrived over the WebSocket."""
+        deadline = time.monotonic() + timeout
+        while not self._messages:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no SIP message over the WebSocket")
+            self._pump(left)
+        return self._messages.pop(0)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
