@@ -303,7 +303,7 @@ class Message:
                 value = cache[key] = NameAddr.parse(raw)
             except RemoteError as exc:
                 raise self._essential(exc) from None
-        return cast(NameAddr, value)
+        return value  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
@@ -340,7 +340,7 @@ class Message:
         if tag is _SLOW:
             tag = self._name_addr(key, name).params.get("tag")
         cache[tag_key] = tag
-        return cast("str | None", tag)
+        return tag  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:

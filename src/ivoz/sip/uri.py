@@ -134,10 +134,13 @@ def _uri_params(text: str, what: str) -> dict[str, str | None]:
 # (escapes, passwords, IPv6, headers) takes the general path below.
 _PCHAR = r"[A-Za-z0-9\-_.!~*'()&+$\[\]/:]"
 # Possessive quantifiers (Python 3.11) keep the engine from backtracking.
-_FAST_SIP_RE = re.compile(
+# Groups: scheme, user, host, port, parameters (values.NameAddr reuses the text for
+# "<uri>;params" and `from_fast_match` builds the value from the groups).
+FAST_SIP_PATTERN = (
     rf"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]++)@)?([A-Za-z0-9_][A-Za-z0-9\-_.]*+)"
     rf"(?::([0-9]{{1,5}}))?((?:;{_PCHAR}++(?:={_PCHAR}++)?)*+)"
 )
+_FAST_SIP_RE = re.compile(FAST_SIP_PATTERN)
 
 # RFC 3261 19.1.4: these parameters must match when present in either URI.
 _MUST_MATCH_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
@@ -221,30 +224,8 @@ class URI:
         """Parse `text`; RemoteError 400 when it is not a well-formed absolute URI."""
         fast = _FAST_SIP_RE.fullmatch(text)
         if fast is not None and text[fast.end(3) - 1] != "-":
-            scheme, user, host, port_text, ptext = fast.groups()
-            port = None
-            if port_text is not None:
-                port = int(port_text)
-                if port > 65535:
-                    raise bad_request("Port out of range in URI host")
-            params: dict[str, str | None] = {}
-            if ptext:
-                for item in ptext[1:].split(";"):
-                    name, eq, value = item.partition("=")
-                    params[name.lower()] = value if eq else None
-            # Inlined `_new` (the hot path of every Route, Contact and address).
-            uri = _URI_TWIN()
-            uri.scheme = scheme
-            uri.user = user
-            uri.password = None
-            uri.host = host
-            uri.port = port
-            uri.params = params
-            uri.headers = {}
-            uri.opaque = None
-            uri.__class__ = cls
-            built: URI = uri
-            return built
+            # RFC 3261 25.1: a hostname label does not end with "-" (checked above).
+            return from_fast_match(*fast.groups())
         colon = text.find(":")
         if colon <= 0 or _URI_CHARS_RE.fullmatch(text) is None:
             raise bad_request("Malformed URI")
@@ -380,3 +361,31 @@ class URI:
 
 
 _URI_TWIN = slots_twin(URI)
+
+
+def from_fast_match(
+    scheme: str, user: str | None, host: str, port_text: str | None, ptext: str
+) -> URI:
+    """The URI of a `FAST_SIP_PATTERN` match's groups (nothing is checked again)."""
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise bad_request("Port out of range in URI host")
+    params: dict[str, str | None] = {}
+    if ptext:
+        for item in ptext[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
+    uri = _URI_TWIN()
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = None
+    uri.host = host
+    uri.port = port
+    uri.params = params
+    uri.headers = {}
+    uri.opaque = None
+    uri.__class__ = URI
+    built: URI = uri
+    return built

@@ -25,7 +25,7 @@ from .grammar import (
     slots_twin,
     unquote,
 )
-from .uri import URI, split_hostport
+from .uri import FAST_SIP_PATTERN, URI, from_fast_match, split_hostport
 
 # RFC 3261 8.1.1.5: the CSeq number MUST be expressible as a 32-bit unsigned integer.
 CSEQ_MAX = 2**32 - 1
@@ -60,6 +60,22 @@ class NameAddr:
             raise bad_request("Empty address")
         display: str | None = None
         if text[0] == "<":
+            fast = _FAST_ADDR_RE.fullmatch(text)
+            if fast is not None and text[fast.end(3) - 1] != "-":
+                # The commonest shape in one regex: "<sip:...>;tag=x" (Route, From, To).
+                scheme, user, host, port_text, uparams, hparams = fast.groups()
+                address = _NAME_ADDR_TWIN()
+                address.uri = from_fast_match(scheme, user, host, port_text, uparams)
+                address.display = None
+                params: dict[str, str | None] = {}
+                if hparams:
+                    for item in hparams[1:].split(";"):
+                        pname, eq, pvalue = item.partition("=")
+                        params[pname.lower()] = pvalue if eq else None
+                address.params = params
+                address.__class__ = cls
+                built: NameAddr = address
+                return built
             # Fast path: "<uri>;params" (Route, Record-Route, most Contacts).
             gt = text.find(">")
             if gt > 0:
@@ -70,7 +86,7 @@ class NameAddr:
                 address.display = None
                 address.params = parse_params(tail.lstrip(WS), "address") if tail else {}
                 address.__class__ = cls
-                built: NameAddr = address
+                built = address
                 return built
         if text[0] == '"':
             end = skip_quoted(text, 0)
@@ -163,6 +179,11 @@ _FAST_VIA_RE = re.compile(
     r"([A-Za-z0-9_][A-Za-z0-9\-_.]*+)(?::([0-9]{1,5}))?"
     rf"((?:;{_TOKEN_CLASS}++(?:={_TOKEN_CLASS}++)?)*+)"
 )
+
+
+# RFC 3261 25.1 name-addr without display name, in its commonest shape: a fast-path SIP
+# URI in <> followed by token parameters without whitespace (groups 1-5 are the URI's).
+_FAST_ADDR_RE = re.compile(rf"<{FAST_SIP_PATTERN}>((?:;{_TOKEN_CLASS}++(?:={_TOKEN_CLASS}++)?)*+)")
 
 
 @dataclass(frozen=True, slots=True)
