@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivoz import sip
 
@@ -292,3 +294,47 @@ def test_fast_path_values_are_ordinary_frozen_values(
         assert hash(parsed) == hash(built)
         with pytest.raises(sip.LocalError):
             dataclasses.replace(parsed, host="bad host")
+
+
+_LABEL = st.from_regex(r"[A-Za-z0-9_]([A-Za-z0-9\-_]{0,6}[A-Za-z0-9_])?", fullmatch=True)
+_TOKEN = st.from_regex(r"[A-Za-z0-9\-.!%*_+`'~]{1,8}", fullmatch=True)
+# URI parameters without "%": URI.parse checks escapes before `_parse_sip` is reached.
+_PARAM = st.from_regex(r"[A-Za-z0-9\-.!*_+`'~]{1,8}", fullmatch=True)
+
+
+def _params(token: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.lists(st.tuples(token, st.none() | token), max_size=3).map(
+        lambda items: "".join(f";{n}" if v is None else f";{n}={v}" for n, v in items)
+    )
+
+
+_PARAMS = _params(_TOKEN)
+_COMMON_URIS = st.builds(
+    lambda scheme, user, labels, port, params: (
+        f"{scheme}:{'' if user is None else user + '@'}{'.'.join(labels)}"
+        f"{'' if port is None else f':{port}'}{params}"
+    ),
+    st.sampled_from(["sip", "sips"]),
+    st.none() | st.from_regex(r"[A-Za-z0-9\-_.!~*'()&=+$,]{1,10}", fullmatch=True),
+    st.lists(_LABEL, min_size=1, max_size=3),
+    st.none() | st.integers(0, 99999),
+    _params(_PARAM),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_COMMON_URIS, _PARAMS)
+def test_fast_and_general_paths_agree(text: str, header_params: str) -> None:
+    """The one-regex paths give what the general parsers give for the same text."""
+    try:
+        fast = sip.URI.parse(text)
+    except sip.RemoteError as exc:
+        with pytest.raises(sip.RemoteError) as general_error:
+            sip.URI._parse_sip(*text.split(":", 1))
+        assert general_error.value.status == exc.status
+        return
+    assert fast == sip.URI._parse_sip(*text.split(":", 1))
+    # " <uri> ;params" misses the name-addr regex and takes the general path.
+    address = sip.NameAddr.parse(f"<{text}>{header_params}")
+    assert address == sip.NameAddr.parse(f" <{text}> {header_params}")
+    assert address.uri == fast
