@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from support.ivozrun import DOMAIN, Platform, start_platform
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone, assert_hears
-from support.platform import DOMAIN, Platform, start_platform
 
 pytestmark = pytest.mark.slow
 

@@ -37,8 +37,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from ivoz.domain import models as m
-from support.phones import ALICE_HZ, BOB_HZ, Baresip, BaresipError, assert_hears
-from support.platform import (
+from support.ivozrun import (
     DOMAIN,
     Platform,
     add_company,
@@ -47,6 +46,7 @@ from support.platform import (
     demo_user,
     start_platform,
 )
+from support.phones import ALICE_HZ, BOB_HZ, Baresip, BaresipError, assert_hears
 
 pytestmark = pytest.mark.slow
 

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from support.ivozrun import DOMAIN, Platform, start_platform
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, assert_hears
-from support.platform import DOMAIN, Platform, start_platform
 
 pytestmark = pytest.mark.slow
 

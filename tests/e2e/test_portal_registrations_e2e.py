@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from ivoz.domain import models as m
+from support.ivozrun import DOMAIN, Platform, add_user, company, start_platform
 from support.phones import ALICE_HZ, BOB_HZ, Baresip
-from support.platform import DOMAIN, Platform, add_user, company, start_platform
 from support.tools import require_tool
 
 pytestmark = pytest.mark.slow

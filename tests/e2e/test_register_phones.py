@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from ivoz.sip import Request, Response, make_response, parse_message
 from ivoz.sip.auth import challenges
 from ivoz.sip.digest import answer_challenge
+from support.ivozrun import DOMAIN, Platform, add_company, add_user, company, start_platform
 from support.phones import ALICE_HZ, BOB_HZ, Baresip, Linphone, WsPhone
-from support.platform import DOMAIN, Platform, add_company, add_user, company, start_platform
 from support.tools import free_port, require_tool
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from support.ivozrun import HOST, wait_ready
 from support.phones import BOB_HZ, Baresip, BaresipError
-from support.platform import HOST, wait_ready
 from support.redis import redis_url
 from support.tools import free_port, require_tool, stop_process, wait_for_port
 
