@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-INTEROP = SHARED / "interop"
-RFC4475 = SHARED / "rfc4475"
+TESTS = Path(__file__).resolve().parents[1]
+# Scenario files and config writers for real SIP clients (from the team's interop kit).
+INTEROP = TESTS / "data" / "interop"
+# The 49 RFC 4475 torture messages, byte-exact (see PROVENANCE.md there).
+RFC4475 = TESTS / "conformance" / "rfc4475"
 
 
 def in_ci() -> bool:
