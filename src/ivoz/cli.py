@@ -203,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # Migration chatter (one line per plugin and revision) only with -v.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     config = _config_from_args(args)
     runner = _event_loop_runner()
     try:
