@@ -20,58 +20,20 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from ivoz.media.client import NgClient, Relay, RelaySet
 from ivoz.state import MemoryRelayOwners
+from support.phones import dominant_frequency, write_tone
 from support.tools import free_port, require_tool, stop_process
 
 pytestmark = pytest.mark.slow
 
-RATE = 8000  # Hz: baresip's aufile source and dumps are set to 8 kHz mono
 CALL_SECONDS = 4.0
-
-
-# ---- audio ---------------------------------------------------------------------------
-
-
-def write_tone(path: Path, freq: float, seconds: float = 20.0) -> None:
-    t = np.arange(int(RATE * seconds)) / RATE
-    samples = (0.5 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(samples.tobytes())
-
-
-def dominant_frequency(path: Path) -> tuple[float, float, float]:
-    """(peak Hz, RMS, seconds) of a 16-bit mono WAV; sizes in the header are not trusted."""
-    data = path.read_bytes()
-    fmt = data.find(b"fmt ")
-    channels, rate = (
-        int.from_bytes(data[fmt + 10 : fmt + 12], "little"),
-        int.from_bytes(data[fmt + 12 : fmt + 16], "little"),
-    )
-    start = data.find(b"data", fmt) + 8
-    pcm = np.frombuffer(data[start : start + (len(data) - start) // 2 * 2], dtype="<i2")
-    pcm = pcm.reshape(-1, channels)[:, 0].astype(np.float64) if channels > 1 else pcm.astype(float)
-    pcm = pcm[len(pcm) // 5 :]  # skip the start (jitter buffer fill, comfort noise)
-    if len(pcm) < rate // 2:
-        return 0.0, 0.0, len(pcm) / rate
-    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
-    freqs = np.fft.rfftfreq(len(pcm), 1 / rate)
-    return (
-        float(freqs[int(np.argmax(spectrum[1:])) + 1]),
-        float(np.sqrt(np.mean(pcm**2))),
-        len(pcm) / rate,
-    )
 
 
 # ---- baresip ---------------------------------------------------------------------------
@@ -409,8 +371,8 @@ def test_relay_two_phones_hear_each_other(
     baresip = require_tool("baresip")
     if relay == "rtpengine":
         require_tool("rtpengine")
-    write_tone(tmp_path / "alice_440.wav", 440)
-    write_tone(tmp_path / "bob_880.wav", 880)
+    write_tone(tmp_path / "alice_440.wav", 440, seconds=20.0)
+    write_tone(tmp_path / "bob_880.wav", 880, seconds=20.0)
     phones: dict[str, tuple[int, int]] = {}
     for name in ("alice", "bob"):
         sip_port, ctrl_port = free_port(socket.SOCK_DGRAM), free_port()
