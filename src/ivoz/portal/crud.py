@@ -114,7 +114,7 @@ async def check_same_client(work: Work, spec: EntitySpec, row: Any) -> None:
 
 
 def row_dict(spec: EntitySpec, row: Any) -> dict[str, Any]:
-    data = {c.name: getattr(row, c.key, None) for c in schemas.exposed(spec)}
+    data = {c.name: getattr(row, c.key, None) for c in schemas.readable(spec)}
     for name, (attribute, _model) in spec.relations.items():
         data[name] = sorted(item.id for item in getattr(row, attribute))
     return data
@@ -166,7 +166,7 @@ async def _visible(work: Work, spec: EntitySpec, row: Any) -> None:
 def build_router(spec: EntitySpec, level: str) -> APIRouter:
     create_schema, update_schema, read_schema = schemas.build(spec, level)
     model = spec.model
-    shown = [c.name for c in schemas.exposed(spec)]
+    shown = [c.name for c in schemas.readable(spec)]
     filter_params = [
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
         for name in shown

@@ -22,6 +22,9 @@ from sqlalchemy import JSON, Column
 from ivoz.portal import fields as f
 
 HIDDEN = frozenset({"password_hash"})
+# SIP and trunk credentials are secrets: accepted on create and update, never shown,
+# exported, filtered or ordered on (a filter would be an oracle for guessing them).
+WRITE_ONLY = frozenset({"sip_password", "auth_password"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ def immutable_fields(model: type[Any]) -> frozenset[str]:
 
 def exposed(spec: EntitySpec) -> list[Column[Any]]:
     return [c for c in columns(spec.model) if c.name not in HIDDEN | spec.exclude]
+
+
+def readable(spec: EntitySpec) -> list[Column[Any]]:
+    """The exposed columns an API response shows (secrets are write-only)."""
+    return [c for c in exposed(spec) if c.name not in WRITE_ONLY]
 
 
 _HOST_NAMES = {
@@ -219,8 +227,9 @@ def build(spec: EntitySpec, level: str) -> tuple[type[BaseModel], type[BaseModel
     for column in exposed(spec):
         name = column.name
         kind = column_type(spec, column)
-        plain = _read_type(spec, column)
-        read_fields[name] = (plain | None if column.nullable else plain, ...)
+        if name not in WRITE_ONLY:
+            plain = _read_type(spec, column)
+            read_fields[name] = (plain | None if column.nullable else plain, ...)
         if column.primary_key or name in spec.readonly or name in owned:
             continue
         if column.nullable:

@@ -30,8 +30,12 @@ async def test_level_manages_its_entities(portal: Portal, level: str) -> None:
         assert r.status_code == 201, (path, r.text)
         row = r.json()
         assert "password" not in row and "password_hash" not in row
+        # SIP and trunk credentials are write-only: accepted, never shown.
+        assert not {"sip_password", "auth_password"} & set(row), (path, row)
         for key, value in body.items():
-            if key != "password" and not isinstance(value, list):
+            if key in ("password", "sip_password", "auth_password"):
+                continue
+            if not isinstance(value, list):
                 assert str(row[key]).lower() == str(value).lower(), (path, key, row)
         assert [(e.entity, e.op) for e in portal.events if e.id == row["id"]][:1] == [
             (e.entity, "created") for e in portal.events[:1]
@@ -252,3 +256,34 @@ async def test_a_clients_rows_point_only_within_the_client(portal: Portal) -> No
         f"/api/brand/ddis/{a.ddi_id}", json={"user_id": a.user_id}, headers=brand
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "user_id"
+
+
+async def test_sip_credentials_are_write_only(portal: Portal) -> None:
+    """A terminal's SIP password is set through the API but never read, listed, exported,
+    filtered or ordered on; the proxies still get it from the database."""
+    a = portal.seed.a
+    headers = portal.as_client(a)
+    body = payloads("client", portal.seed, a, n=7)["terminals"]
+    r = await portal.client.post("/api/client/terminals", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    id_ = r.json()["id"]
+    for response in (
+        r,
+        await portal.client.get(f"/api/client/terminals/{id_}", headers=headers),
+        await portal.client.get("/api/client/terminals", headers=headers),
+        await portal.client.get("/api/client/terminals/export.csv", headers=headers),
+    ):
+        assert response.status_code == 200 or response.status_code == 201
+        assert "sip_password" not in response.text
+        assert body["sip_password"] not in response.text
+    probe = {"sip_password": body["sip_password"]}
+    r = await portal.client.get("/api/client/terminals", params=probe, headers=headers)
+    assert r.status_code == 422, r.text
+    r = await portal.client.get(
+        "/api/client/terminals", params={"order": "sip_password"}, headers=headers
+    )
+    assert r.status_code == 422, r.text
+    r = await portal.client.patch(
+        f"/api/client/terminals/{id_}", json={"sip_password": "Changed-2-secret"}, headers=headers
+    )
+    assert r.status_code == 200 and "Changed-2-secret" not in r.text
