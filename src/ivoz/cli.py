@@ -83,6 +83,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rtp-port-max", type=int)
     run.add_argument("--api-host")
     run.add_argument("--api-port", type=int)
+    run.add_argument(
+        "--api-tls", action="store_true", default=None, help="serve the API over HTTPS"
+    )
     run.add_argument("--appserver-host", help="application server SIP address (127.0.0.1)")
     run.add_argument("--appserver-port", type=int)
     run.add_argument("--redis-url", help="shared live state and events (default: in memory)")

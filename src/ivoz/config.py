@@ -56,6 +56,9 @@ class Config:
     api_port: int = 8000
     # Secret for signing API tokens; generated into data_dir when unset.
     api_secret: str | None = None
+    # Serve the API over HTTPS with the node's certificate (tls_cert/tls_key, or the
+    # self-signed one in data_dir).
+    api_tls: bool = False
 
     # Live state: in-process memory unless a Redis URL is given.
     redis_url: str | None = None
@@ -86,6 +89,12 @@ class Config:
 
 def _convert(name: str, type_: object, raw: str) -> object:
     text = str(type_)
+    if text == "bool":
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"IVOZ_{name.upper()}: {raw!r} is not a boolean (true/false)")
     try:
         if "int" in text and "str" not in text:
             return int(raw)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from ivoz.certificates import certificate_files
 from ivoz.config import Config
 from ivoz.portal.app import create_app
 from ivoz.services import Services
@@ -38,6 +39,13 @@ async def serve(config: Config, services: Services | None = None) -> None:
         app = create_app(
             config, shared.database, shared.bus, location=shared.location, redis=shared.redis
         )
+        cert = key = None
+        if config.api_tls:
+            # HTTPS with the node's certificate: the SIP TLS/WSS listeners' one.
+            files = certificate_files(
+                config.data_dir, config.api_host, config.tls_cert, config.tls_key
+            )
+            cert, key = str(files.cert), str(files.key)
         server = _Server(
             uvicorn.Config(
                 app,
@@ -46,13 +54,16 @@ async def serve(config: Config, services: Services | None = None) -> None:
                 log_level="warning",
                 lifespan="off",
                 proxy_headers=False,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
             )
         )
         # Our own listening socket: a port in use is an OSError here, where uvicorn
         # itself would call sys.exit() inside the task.
         family = socket.AF_INET6 if ":" in config.api_host else socket.AF_INET
         sock = socket.create_server((config.api_host, config.api_port), family=family)
-        log.info("portal API on http://%s:%d/api/", config.api_host, config.api_port)
+        scheme = "https" if config.api_tls else "http"
+        log.info("portal API on %s://%s:%d/api/", scheme, config.api_host, config.api_port)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="portal-uvicorn")
         try:
             await asyncio.shield(task)
