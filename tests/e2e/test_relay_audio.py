@@ -28,7 +28,7 @@ import pytest
 
 from ivoz.media.client import NgClient, Relay, RelaySet
 from ivoz.state import MemoryRelayOwners
-from support.phones import dominant_frequency, write_tone
+from support.phones import dominant_frequency, write_baresip_config, write_tone
 from support.tools import free_port, require_tool, stop_process
 
 pytestmark = pytest.mark.slow
@@ -42,42 +42,18 @@ CALL_SECONDS = 4.0
 def baresip_config(
     directory: Path, sip_port: int, ctrl_port: int, wav: Path, user: str, codec: str
 ) -> None:
-    rtp = free_port(socket.SOCK_DGRAM)
-    rtp = min(rtp - rtp % 2, 65000)
     (directory / "rec").mkdir(parents=True)
-    lines = {
-        "poll_method": "epoll",
-        "sip_listen": f"127.0.0.1:{sip_port}",
-        "call_local_timeout": "120",
-        "call_max_calls": "4",
-        "audio_player": "alsa,null",
-        "audio_source": f"aufile,{wav}",
-        "audio_alert": "alsa,null",
-        "ausrc_srate": "8000",
-        "ausrc_channels": "1",
-        "auplay_srate": "8000",
-        "auplay_channels": "1",
-        "audio_buffer": "20-160",
-        "rtp_ports": f"{rtp}-{rtp + 20}",
-        "rtcp_mux": "no",
-        "jitter_buffer_delay": "5-10",
-        "net_interface": "127.0.0.1",
-        "module_path": "/usr/lib/baresip/modules",
-        "ctrl_tcp_listen": f"127.0.0.1:{ctrl_port}",
-        "snd_path": str(directory / "rec"),
-        "statmode_default": "off",
-    }
-    text = "".join(f"{key}\t{value}\n" for key, value in lines.items())
-    for module in ("g711", "g722", "gsm", "opus", "sndfile", "alsa", "aufile"):
-        text += f"module\t{module}.so\n"
-    text += "module_tmp\tuuid.so\nmodule_tmp\taccount.so\n"
-    text += "module_app\tmenu.so\nmodule_app\tctrl_tcp.so\n"
-    (directory / "config").write_text(text)
-    (directory / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{sip_port};transport=udp>;regint=0;answermode=auto;"
-        f"audio_codecs={codec}\n"
+    write_baresip_config(
+        directory,
+        sip_port=sip_port,
+        ctrl_port=ctrl_port,
+        wav=wav,
+        account=(
+            f"<sip:{user}@127.0.0.1:{sip_port};transport=udp>;regint=0;answermode=auto;"
+            f"audio_codecs={codec}"
+        ),
+        modules=("g711", "g722", "gsm", "opus", "sndfile", "alsa", "aufile"),
     )
-    (directory / "contacts").write_text("")
 
 
 class Ctl:

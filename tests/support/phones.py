@@ -119,6 +119,60 @@ class BaresipError(AssertionError):
     pass
 
 
+BARESIP_MODULES = ("g711", "g722", "opus", "sndfile", "alsa", "aufile")
+
+
+def write_baresip_config(
+    directory: Path,
+    *,
+    sip_port: int,
+    ctrl_port: int,
+    wav: Path,
+    account: str,
+    modules: Iterable[str] = BARESIP_MODULES,
+    settings: dict[str, str] | None = None,
+) -> None:
+    """A headless baresip config directory: ``config``, ``accounts`` (one line), ``contacts``.
+
+    The source plays ``wav`` (aufile), what the phone hears is recorded into
+    ``DIRECTORY/rec`` (sndfile), ctrl_tcp listens on ``ctrl_port``; ``settings`` adds
+    config lines.
+    """
+    rtp = free_port(socket.SOCK_DGRAM)
+    rtp = min(rtp - rtp % 2, 65000)
+    lines = {
+        "poll_method": "epoll",
+        "sip_listen": f"{HOST}:{sip_port}",
+        "call_local_timeout": "120",
+        "call_max_calls": "4",
+        "audio_player": "alsa,null",
+        "audio_source": f"aufile,{wav}",
+        "audio_alert": "alsa,null",
+        "ausrc_srate": "8000",
+        "ausrc_channels": "1",
+        "auplay_srate": "8000",
+        "auplay_channels": "1",
+        "audio_buffer": "20-160",
+        "rtp_ports": f"{rtp}-{rtp + 20}",
+        "rtcp_mux": "no",
+        "jitter_buffer_delay": "5-10",
+        "net_interface": HOST,
+        "module_path": "/usr/lib/baresip/modules",
+        "ctrl_tcp_listen": f"{HOST}:{ctrl_port}",
+        "snd_path": str(directory / "rec"),
+        **(settings or {}),
+        "statmode_default": "off",
+    }
+    text = "".join(f"{key}\t{value}\n" for key, value in lines.items())
+    for module in modules:
+        text += f"module\t{module}.so\n"
+    text += "module_tmp\tuuid.so\nmodule_tmp\taccount.so\n"
+    text += "module_app\tmenu.so\nmodule_app\tctrl_tcp.so\n"
+    (directory / "config").write_text(text)
+    (directory / "accounts").write_text(account + "\n")
+    (directory / "contacts").write_text("")
+
+
 class Baresip:
     """One baresip process with one account, driven over ctrl_tcp."""
 
@@ -175,39 +229,14 @@ class Baresip:
         self._write_config()
 
     def _write_config(self) -> None:
-        rtp = free_port(socket.SOCK_DGRAM)
-        rtp = min(rtp - rtp % 2, 65000)
-        lines = {
-            "poll_method": "epoll",
-            "sip_listen": f"{HOST}:{self.sip_port}",
-            "call_local_timeout": "120",
-            "call_max_calls": "4",
-            "audio_player": "alsa,null",
-            "audio_source": f"aufile,{self.wav}",
-            "audio_alert": "alsa,null",
-            "ausrc_srate": "8000",
-            "ausrc_channels": "1",
-            "auplay_srate": "8000",
-            "auplay_channels": "1",
-            "audio_buffer": "20-160",
-            "rtp_ports": f"{rtp}-{rtp + 20}",
-            "rtcp_mux": "no",
-            "jitter_buffer_delay": "5-10",
-            "net_interface": HOST,
-            "module_path": "/usr/lib/baresip/modules",
-            "ctrl_tcp_listen": f"{HOST}:{self.ctrl_port}",
-            "snd_path": str(self.rec),
-            "menu_bell": "no",
-            "statmode_default": "off",
-        }
-        text = "".join(f"{key}\t{value}\n" for key, value in lines.items())
-        for module in ("g711", "g722", "opus", "sndfile", "alsa", "aufile"):
-            text += f"module\t{module}.so\n"
-        text += "module_tmp\tuuid.so\nmodule_tmp\taccount.so\n"
-        text += "module_app\tmenu.so\nmodule_app\tctrl_tcp.so\n"
-        (self.directory / "config").write_text(text)
-        (self.directory / "accounts").write_text(self.account + "\n")
-        (self.directory / "contacts").write_text("")
+        write_baresip_config(
+            self.directory,
+            sip_port=self.sip_port,
+            ctrl_port=self.ctrl_port,
+            wav=self.wav,
+            account=self.account,
+            settings={"menu_bell": "no"},
+        )
 
     # -- process ----------------------------------------------------------------
 
