@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ivoz.sip.errors import RemoteError
 
@@ -50,6 +50,29 @@ _PLAIN_QUOTED = re.compile(r'"([^"\\\x00-\x08\x0b\x0c\x0e-\x1f]*)"')
 
 def _bad(why: str) -> RemoteError:
     return RemoteError(400, f"Bad auth header: {why}")
+
+
+# Challenge.parse and Credentials.parse share their non-Digest branch
+_AuthHeader = TypeVar("_AuthHeader", "Challenge", "Credentials")
+
+
+def _other_scheme(
+    cls: type[_AuthHeader], scheme: str, raw: list[tuple[str, str, bool]], what: str
+) -> _AuthHeader:
+    """A non-Digest challenge or credentials: the auth-params kept as they are."""
+    if not raw:
+        raise _bad(f"{what} without auth-params")
+    try:
+        return cls(scheme=scheme, params=tuple((n, v) for n, v, _ in raw))
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _flag(name: str, value: str) -> bool:
+    """A boolean auth-param (``stale``, ``userhash``): "true" or "false", any case."""
+    if value.lower() not in ("true", "false"):
+        raise _bad(f"{name} must be true or false")
+    return value.lower() == "true"
 
 
 def _parse_quoted(text: str, pos: int) -> tuple[str, int]:
@@ -188,12 +211,7 @@ class Challenge:
     def parse(cls, text: str) -> Challenge:
         scheme, raw = parse_auth_params(text)
         if scheme.lower() != "digest":
-            if not raw:
-                raise _bad("challenge without auth-params")
-            try:
-                return cls(scheme=scheme, params=tuple((n, v) for n, v, _ in raw))
-            except ValueError as exc:
-                raise _bad(str(exc)) from None
+            return _other_scheme(cls, scheme, raw, "challenge")
         values: dict[str, str | None] = {"realm": None, "nonce": None}
         algorithm: str | None = None
         qop: tuple[str, ...] = ()
@@ -214,9 +232,7 @@ class Challenge:
                     raise _bad("bad qop-options")
             elif name == "stale":
                 # RFC 3261 25.1: stale = "stale" EQUAL ( "true" / "false" ), case-insensitive
-                if value.lower() not in ("true", "false"):
-                    raise _bad("stale must be true or false")
-                stale = value.lower() == "true"
+                stale = _flag("stale", value)
             elif name == "opaque":
                 opaque = value
             elif name == "domain":
@@ -319,12 +335,7 @@ class Credentials:
     def parse(cls, text: str) -> Credentials:
         scheme, raw = parse_auth_params(text)
         if scheme.lower() != "digest":
-            if not raw:
-                raise _bad("credentials without auth-params")
-            try:
-                return cls(scheme=scheme, params=tuple((n, v) for n, v, _ in raw))
-            except ValueError as exc:
-                raise _bad(str(exc)) from None
+            return _other_scheme(cls, scheme, raw, "credentials")
         known: dict[str, str | None] = dict.fromkeys(
             ("username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "opaque")
         )
@@ -342,9 +353,7 @@ class Credentials:
                     raise _bad("nc must be 8 hex digits")
                 nc = value
             elif name == "userhash":
-                if value.lower() not in ("true", "false"):
-                    raise _bad("userhash must be true or false")
-                userhash = value.lower() == "true"
+                userhash = _flag("userhash", value)
             else:
                 extra.append((name, value))
         try:
