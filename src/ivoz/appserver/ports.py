@@ -1,35 +1,16 @@
 """The small interfaces the application server depends on.
 
-``SipPort`` is the part of ``ivoz.transport.node.SipNode`` the B2BUA calls; unit tests
-give a recording fake. ``DirectoryReader`` and the ``*View`` protocols are the part of
+``SipPort`` (declared in ``ivoz.transport.port``, shared with the proxy engine) is the
+part of ``ivoz.transport.node.SipNode`` the B2BUA calls; unit tests give a recording
+fake. ``DirectoryReader`` and the ``*View`` protocols are the part of
 ``ivoz.directory.Directory`` routing reads (attribute names as in the team contract).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from ivoz.sip import Request, Response
-from ivoz.transport import Address
-
-
-class SipPort(Protocol):
-    def respond(self, transaction: Any, response: Response) -> None: ...
-
-    def send_request(
-        self,
-        request: Request,
-        destination: Address | int,
-        on_response: Callable[[Response], None],
-        on_failure: Callable[[int], None] | None = None,
-    ) -> Any: ...
-
-    def send_stateless(self, message: Request | Response, destination: Address | int) -> None: ...
-
-    def cancel(self, transaction: Any) -> None: ...
-
-    def local_via(self, transport: str) -> tuple[str, int]: ...
+from ivoz.transport.port import SipPort as SipPort  # shared with ivoz.proxy.core
 
 
 class CompanyView(Protocol):

@@ -35,7 +35,7 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ivoz.sip import (
     URI,
@@ -48,6 +48,7 @@ from ivoz.sip import (
     new_branch,
 )
 from ivoz.transport.address import Address, Kind, Origin
+from ivoz.transport.port import SipPort
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +58,6 @@ TIMER_C = 180.0  # seconds; RFC 3261 16.6 step 11: "greater than 3 minutes"
 NO_RESPONSE = 32.0
 CANCEL_GRACE = 32.0  # seconds (64*T1) a cancelled branch has to send its final response
 MAX_FORWARDS = 70  # RFC 3261 16.6 step 3: the value to add when there is none
-
-
-class SipPort(Protocol):
-    """The part of :class:`ivoz.transport.node.SipNode` the engine uses."""
-
-    def respond(self, transaction: Any, response: Response) -> None: ...
-
-    def send_request(
-        self,
-        request: Request,
-        destination: Address | int,
-        on_response: Callable[[Response], None],
-        on_failure: Callable[[int], None] | None = None,
-    ) -> Any: ...
-
-    def send_stateless(self, message: Request | Response, destination: Address | int) -> None: ...
-
-    def cancel(self, transaction: Any) -> None: ...
-
-    def local_via(self, transport: str) -> tuple[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
