@@ -266,43 +266,15 @@ def build_impersonation_router(level: Level) -> APIRouter:
                     raise NotFound("no such administrator")
                 brand_id, company_id = target.brand_id, target.company_id
             elif below == "brand" and body.brand_id is not None:
-                brand = (
-                    await session.scalars(
-                        scope_query(
-                            select(models.Brand).where(models.Brand.id == body.brand_id),
-                            models.Brand,
-                            actor,
-                        )
-                    )
-                ).first()
-                if brand is None:
-                    raise NotFound("no such brand")
+                brand = await _visible(session, actor, models.Brand, body.brand_id, "no such brand")
                 brand_id = brand.id
             elif below == "client" and body.company_id is not None:
-                company = (
-                    await session.scalars(
-                        scope_query(
-                            select(models.Company).where(models.Company.id == body.company_id),
-                            models.Company,
-                            actor,
-                        )
-                    )
-                ).first()
-                if company is None:
-                    raise NotFound("no such client")
+                company = await _visible(
+                    session, actor, models.Company, body.company_id, "no such client"
+                )
                 brand_id, company_id = company.brand_id, company.id
             elif below == "user" and body.user_id is not None:
-                user = (
-                    await session.scalars(
-                        scope_query(
-                            select(models.User).where(models.User.id == body.user_id),
-                            models.User,
-                            actor,
-                        )
-                    )
-                ).first()
-                if user is None:
-                    raise NotFound("no such user")
+                user = await _visible(session, actor, models.User, body.user_id, "no such user")
                 brand_id, company_id, user_id = user.brand_id, user.company_id, user.id
             else:
                 raise NotFound(f"give a target of the {below} level")
@@ -321,3 +293,12 @@ def build_impersonation_router(level: Level) -> APIRouter:
         return pair.as_dict()
 
     return router
+
+
+async def _visible(session: AsyncSession, actor: Any, model: Any, id_: int, missing: str) -> Any:
+    """The row of ``model`` with ``id_`` if ``actor`` may see it, else 404 (``missing``)."""
+    stmt = scope_query(select(model).where(model.id == id_), model, actor)
+    row = (await session.scalars(stmt)).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
