@@ -37,7 +37,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Ping, TextMessage
 from wsproto.events import Request as WsRequest
 
-from support.tools import free_port, require_tool, stop_process
+from support.tools import free_port, mark_used, require_tool, stop_process
 
 HOST = "127.0.0.1"
 RATE = 8000  # Hz: phones' sources and recordings are 8 kHz mono
@@ -111,6 +111,7 @@ def free_port_pair() -> int:
                     s.bind((HOST, port + 1))
         except OSError:
             continue
+        mark_used(port + 1)
         return port
     raise RuntimeError("no free pair of ports")
 

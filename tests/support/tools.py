@@ -7,6 +7,7 @@ missing tool is a failure: `make test` installs them, so absence means a broken 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -48,20 +49,37 @@ def require_path(path: Path, what: str) -> Path:
     return path
 
 
+# Test ports come from below the kernel's ephemeral range (32768-60999 on Linux), so a
+# port handed out here cannot be taken meanwhile by some connection's automatic source
+# port, which made "Address already in use" a race when tests picked ports with bind(0).
+PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` at the time of asking."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port: int = s.getsockname()[1]
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        with socket.socket(socket.AF_INET, other) as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
+    """A port free for both UDP and TCP on `host`, never handed out before in this run.
+
+    `kind` is kept for callers that name the socket type; both types are checked.
+    """
+    del kind
+    for _ in range(1000):
+        port = random.randrange(*PORT_RANGE)
+        if port in _handed_out:
+            continue
+        try:
+            for other in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, other) as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        _handed_out.add(port)
         return port
     raise RuntimeError("no free port")
+
+
+def mark_used(port: int) -> None:
+    """Never hand out `port` (a test uses it beside one from free_port: P + 1 for RTCP...)."""
+    _handed_out.add(port)
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
