@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck bench system-deps venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/ivoz/sip/_scan.c
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "error: Python 3.11 or newer is needed ($(PYTHON) is older)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -32,10 +32,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint typecheck
+test: system-deps $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) system-deps
+bench: system-deps $(STAMP)
 	$(BIN)/python -m bench
 
 clean:

@@ -13,6 +13,7 @@ PACKAGES=(
   kamailio kamailio-tls-modules kamailio-websocket-modules  # reference proxy for benchmarks
   linphone-cli                  # second real SIP client
   openssl curl
+  gcc python3-dev               # build the compiled sip hot path (src/ivoz/sip/_scan.c)
   postgresql redis-server      # integration tests start throwaway servers from these
 )
 

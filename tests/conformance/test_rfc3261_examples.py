@@ -11,6 +11,9 @@ import pytest
 
 from ivoz import sip
 
+# Every test runs with the compiled sip hot path and in Python only.
+pytestmark = pytest.mark.usefixtures("sip_core")
+
 SDP = (
     b"v=0\r\no=alice 2890844526 2890844526 IN IP4 pc33.atlanta.com\r\ns=-\r\n"
     b"c=IN IP4 pc33.atlanta.com\r\nt=0 0\r\nm=audio 49172 RTP/AVP 0\r\n"

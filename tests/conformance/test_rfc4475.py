@@ -25,6 +25,9 @@ import pytest
 from ivoz import sip
 from support.tools import RFC4475, require_path
 
+# Every test runs with the compiled sip hot path and in Python only.
+pytestmark = pytest.mark.usefixtures("sip_core")
+
 
 @dataclass(frozen=True)
 class Row:

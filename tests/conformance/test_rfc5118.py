@@ -12,6 +12,9 @@ import pytest
 
 from ivoz import sip
 
+# Every test runs with the compiled sip hot path and in Python only.
+pytestmark = pytest.mark.usefixtures("sip_core")
+
 
 def request(uri: str, via: str, contact: str = "<sip:caller@[2001:db8::1]>") -> bytes:
     return (

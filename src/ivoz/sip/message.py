@@ -6,14 +6,16 @@ Content-Length. Every typed accessor (`Message.via`, `cseq`, `from_tag`, `contac
 parses only the header it needs, on first use, and caches the result in the `Headers`.
 A malformed message raises `RemoteError` carrying the status to answer, never anything
 else; `Message.check` parses every header the core understands, for callers that want
-the whole message validated up front.
+the whole message validated up front. The cut of the header block and the common shapes
+of the hot accessors have C twins (`_scan.c`, see `ivoz.sip.speedups`) that give the
+same results; this module's code handles everything they hand back.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from operator import itemgetter
 from typing import cast
@@ -236,7 +238,9 @@ class Message:
             keys = headers._keys
             if "via" not in keys:
                 raise _flag(self, bad_request("Missing Via header"))
-            raw = headers._lines[keys.index("via")][2].strip(WS)
+            raw = _single(keys, headers._lines, "via")
+            if raw is None:
+                raw = headers._lines[keys.index("via")][2].strip(WS)
             try:
                 value = cache["via"] = Via.parse(first_element(raw) if "," in raw else raw)
             except RemoteError as exc:
@@ -264,10 +268,8 @@ class Message:
         cache = headers._cache
         value = cache.get("call-id")
         if value is None:
-            keys = headers._keys
-            if keys.count("call-id") == 1:
-                raw = headers._lines[keys.index("call-id")][2].strip(WS)
-            else:
+            raw = _single(headers._keys, headers._lines, "call-id")
+            if raw is None:
                 raw = self._one("call-id", "Call-ID")
             if _CALL_ID_RE.fullmatch(raw) is None:
                 raise _flag(self, bad_request("Malformed Call-ID"))
@@ -283,10 +285,8 @@ class Message:
         cache = headers._cache
         value = cache.get("cseq")
         if value is None:
-            keys = headers._keys
-            if keys.count("cseq") == 1:
-                raw = headers._lines[keys.index("cseq")][2]
-            else:
+            raw = _single(headers._keys, headers._lines, "cseq")
+            if raw is None:
                 raw = self._one("cseq", "CSeq")
             try:
                 value = cache["cseq"] = CSeq.parse(raw)
@@ -332,11 +332,12 @@ class Message:
         address = cache.get(key)
         if address is not None:
             return cast(NameAddr, address).params.get("tag")
-        keys = headers._keys
-        if keys.count(key) == 1:
-            tag = _fast_tag(headers._lines[keys.index(key)][2].strip(WS))
-        else:
-            tag = _fast_tag(self._one(key, name))
+        raw = _single(headers._keys, headers._lines, key)
+        if raw is None:
+            raw = self._one(key, name)
+        tag = _SLOW if _c_tag is None else _c_tag(raw, _SLOW)
+        if tag is _SLOW:
+            tag = _fast_tag(raw)
         if tag is _SLOW:
             tag = self._name_addr(key, name).params.get("tag")
         cache[tag_key] = tag
@@ -351,12 +352,9 @@ class Message:
         if cached is not _SLOW:
             return cast("int | None", cached)
         value: int | None = None
-        keys = headers._keys
-        count = keys.count("max-forwards")
-        if count:
-            if count == 1:
-                raw = headers._lines[keys.index("max-forwards")][2].strip(WS)
-            else:
+        raw = _single(headers._keys, headers._lines, "max-forwards")
+        if raw is not None or "max-forwards" in headers._keys:
+            if raw is None:
                 raw = self._one("max-forwards", "Max-Forwards")
             if not raw.isdigit() or not raw.isascii():
                 raise bad_request("Malformed Max-Forwards")
@@ -371,15 +369,13 @@ class Message:
         cache = headers._cache
         value = cache.get(key)
         if value is None:
-            keys = headers._keys
-            count = keys.count(key)
-            if count == 1:
-                raw = headers._lines[keys.index(key)][2].strip(WS)
+            raw = _single(headers._keys, headers._lines, key)
+            if raw is not None:
                 if "," in raw:
                     value = [NameAddr.parse(v) for v in split_list(raw)]
                 else:
                     value = [NameAddr.parse(raw)] if raw else []
-            elif count:
+            elif key in headers._keys:
                 value = [NameAddr.parse(v) for v in headers.get_all(name)]
             else:
                 value = []
@@ -579,6 +575,21 @@ def parse_message(
         if not isinstance(data, bytes | bytearray | memoryview):
             raise LocalError("parse_message takes bytes")
         data = bytes(data)
+    if _scan is not None:
+        scanned = _scan(data, _KNOWN, _key)
+        if scanned is not None:
+            first, keys, parts, body_start, length = scanned
+            if length >= 0 and (max_size is None or len(data) <= max_size):
+                # The common case in few steps: a request line of three parts and one
+                # plain Content-Length that fits; anything else goes through _finish.
+                end = body_start + length
+                if (end == len(data) or (datagram and end < len(data))) and not first.startswith(
+                    "SIP/"
+                ):
+                    request = _request(first, Headers._raw(keys, parts), None)
+                    request.body = data[body_start:end]
+                    return request
+            return _finish(data, first, keys, parts, None, body_start, datagram, max_size)
     start = 0
     # RFC 3261 7.5: implementations SHOULD ignore CRLFs before the start line.
     if data[:1] in (b"\r", b"\n"):
@@ -603,7 +614,7 @@ def parse_message(
     # LF, so extra ones are bare CR/LF inside a line; a line without ":" has an empty
     # separator.
     parts = list(map(str.partition, lines, repeat(":")))
-    keys: list[str] = list(map(_KNOWN.get, map(_NAME, parts)))  # type: ignore[arg-type]
+    keys = cast(list[str], list(map(_KNOWN.get, map(_NAME, parts))))
     header_error: RemoteError | None = None
     count = len(parts)
     if (
@@ -613,6 +624,20 @@ def parse_message(
         or head.count("\r") != count
     ):
         keys, parts, header_error = _split_slowly(head)
+    return _finish(data, first, keys, parts, header_error, body_start, datagram, max_size)
+
+
+def _finish(
+    data: bytes,
+    first: str,
+    keys: list[str],
+    parts: list[tuple[str, str, str]],
+    header_error: RemoteError | None,
+    body_start: int,
+    datagram: bool,
+    max_size: int | None,
+) -> Request | Response:
+    """The message from its cut start line and header lines, and its body."""
     # Values keep their surrounding whitespace until read (Headers strips on access).
     headers = Headers._raw(keys, parts)
 
@@ -658,6 +683,27 @@ def parse_message(
         raise _flag(message, RemoteError(513, "Message Too Large"))
     return message
 
+
+def _py_single(keys: list[str], lines: list[tuple[str, str, str]], key: str) -> str | None:
+    """The value of the one line with `key`, stripped; None when absent or repeated."""
+    if keys.count(key) != 1:
+        return None
+    return lines[keys.index(key)][2].strip(WS)
+
+
+# The compiled twins (src/ivoz/sip/_scan.c, switched by `ivoz.sip.speedups`): the same
+# results as the Python code for the common, clean shape of input, None (`_c_tag`:
+# _SLOW) for anything else, which the Python code then handles.
+_scan: Callable[..., tuple[str, list[str], list[tuple[str, str, str]], int, int] | None] | None
+_c_tag: Callable[[str, object], str | object | None] | None
+_single: Callable[[list[str], list[tuple[str, str, str]], str], str | None]
+try:
+    from ._scan import scan as _scan
+    from ._scan import single as _single
+    from ._scan import tag as _c_tag
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _scan = _c_tag = None
+    _single = _py_single
 
 _SLOW = object()
 # RFC 3261 19.3 / 25.1: tag-param = "tag" EQUAL token (EQUAL allows whitespace around "=");

@@ -9,8 +9,9 @@ Each value is a frozen dataclass with ``parse(text)`` (RemoteError 400 on bad in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import LocalError, RemoteError, bad_request
 from .grammar import (
@@ -25,7 +26,18 @@ from .grammar import (
     slots_twin,
     unquote,
 )
-from .uri import FAST_SIP_PATTERN, URI, from_fast_match, split_hostport
+from .uri import FAST_SIP_PATTERN, URI, from_fast_match, from_parts, split_hostport
+
+# The compiled fast paths (src/ivoz/sip/_scan.c), None when the extension was not built.
+_c_via: Callable[[str], tuple[str, str, int | None, dict[str, str | None]] | None] | None
+_c_address: Callable[[str], tuple[str, str | None, str, int | None, Any, Any] | None] | None
+_c_cseq: Callable[[str], tuple[int, str] | None] | None
+try:
+    from ._scan import address as _c_address
+    from ._scan import cseq as _c_cseq
+    from ._scan import via as _c_via
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _c_via = _c_address = _c_cseq = None
 
 # RFC 3261 8.1.1.5: the CSeq number MUST be expressible as a 32-bit unsigned integer.
 CSEQ_MAX = 2**32 - 1
@@ -60,6 +72,18 @@ class NameAddr:
             raise bad_request("Empty address")
         display: str | None = None
         if text[0] == "<":
+            if _c_address is not None:
+                found = _c_address(text)
+                if found is not None:
+                    # The _FAST_ADDR_RE shape below, cut in C (src/ivoz/sip/_scan.c).
+                    scheme, user, host, port, uparams, hparams = found
+                    address = _NAME_ADDR_TWIN()
+                    address.uri = from_parts(scheme, user, host, port, uparams)
+                    address.display = None
+                    address.params = hparams
+                    address.__class__ = cls
+                    built: NameAddr = address
+                    return built
             fast = _FAST_ADDR_RE.fullmatch(text)
             if fast is not None and text[fast.end(3) - 1] != "-":
                 # The commonest shape in one regex: "<sip:...>;tag=x" (Route, From, To).
@@ -74,7 +98,7 @@ class NameAddr:
                         params[pname.lower()] = pvalue if eq else None
                 address.params = params
                 address.__class__ = cls
-                built: NameAddr = address
+                built = address
                 return built
             # Fast path: "<uri>;params" (Route, Record-Route, most Contacts).
             gt = text.find(">")
@@ -207,6 +231,16 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         # RFC 3261 25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+        if _c_via is not None:
+            found = _c_via(text)
+            if found is not None:
+                # The _FAST_VIA_RE shape below, cut in C (src/ivoz/sip/_scan.c).
+                via = _VIA_TWIN()
+                via.transport, via.host, via.port, via.params = found
+                via.protocol = "SIP/2.0"
+                via.__class__ = cls
+                built: Via = via
+                return built
         fast = _FAST_VIA_RE.fullmatch(text)
         if fast is not None and text[fast.end(2) - 1] != "-":
             transport, host, port_text, ptext = fast.groups()
@@ -227,7 +261,7 @@ class Via:
             via.params = params
             via.protocol = "SIP/2.0"
             via.__class__ = cls
-            built: Via = via
+            built = via
             return built
         if text.startswith("SIP/2.0/"):
             # Fast path for the usual spelling: "SIP/2.0/UDP host:port;params".
@@ -326,6 +360,15 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        if _c_cseq is not None:
+            found = _c_cseq(text)
+            if found is not None:
+                # The plain "digits SP token" shape, cut in C (src/ivoz/sip/_scan.c).
+                cseq = _CSEQ_TWIN()
+                cseq.seq, cseq.method = found
+                cseq.__class__ = cls
+                built: CSeq = cseq
+                return built
         parts = text.split()
         if len(parts) != 2:
             raise bad_request("Malformed CSeq")
@@ -341,7 +384,7 @@ class CSeq:
         cseq.seq = seq
         cseq.method = method
         cseq.__class__ = cls
-        built: CSeq = cseq
+        built = cseq
         return built
 
     def __str__(self) -> str:

@@ -6,6 +6,9 @@ import pytest
 
 from ivoz import sip
 
+# Every test runs with the compiled sip hot path and in Python only.
+pytestmark = pytest.mark.usefixtures("sip_core")
+
 INVITE = (
     b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
     b"Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;rport\r\n"

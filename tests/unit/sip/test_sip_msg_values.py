@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 from ivoz import sip
 
+# Every test runs with the compiled sip hot path and in Python only.
+pytestmark = pytest.mark.usefixtures("sip_core")
+
 
 def test_sip_uri_parts() -> None:
     uri = sip.URI.parse("sips:al%69ce:se%63ret@Example.COM:5061;transport=tcp;lr?subject=hi&x=y")
