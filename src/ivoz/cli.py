@@ -209,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # Migration chatter (one line per plugin and revision) only with -v.
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    config = _config_from_args(args)
+    try:
+        config = _config_from_args(args)
+    except ValueError as exc:  # a bad IVOZ_* value: say which, without a traceback
+        print(f"ivoz: {exc}", file=sys.stderr)
+        return 2
     runner = _event_loop_runner()
     try:
         if args.command == "run":

@@ -8,6 +8,7 @@ flags (the CLI applies those with ``dataclasses.replace``). Everything listens o
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,15 @@ class Config:
     tls_key: Path | None = None
     # Largest SIP message accepted on a stream transport, in bytes.
     sip_max_message_size: int = 65535
+    # Connection limits of each role's SIP transport (TCP, TLS, WS and WSS together,
+    # accepted and opened alike; docs/transports.md): at most this many open...
+    sip_max_connections: int = 4096
+    # ...and this many with one remote IP address (0: no limit per address, for many
+    # phones behind one NAT address).
+    sip_max_connections_per_ip: int = 64
+    # Seconds a new connection has for its first bytes (TCP), its TLS handshake or its
+    # WebSocket upgrade before it is closed.
+    sip_handshake_timeout: float = 10.0
     sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
     appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
     appserver_port: int = 5062
@@ -68,6 +78,16 @@ class Config:
 
     roles: tuple[str, ...] = field(default=ROLES)
 
+    def __post_init__(self) -> None:
+        # Checked when built, so that a flag (dataclasses.replace) is checked like a variable.
+        if self.sip_max_connections < 1:
+            _invalid("sip_max_connections", self.sip_max_connections, "at least 1")
+        if self.sip_max_connections_per_ip < 0:
+            _invalid("sip_max_connections_per_ip", self.sip_max_connections_per_ip, "0 or more")
+        timeout = self.sip_handshake_timeout
+        if not (math.isfinite(timeout) and timeout > 0):
+            _invalid("sip_handshake_timeout", timeout, "a positive number of seconds")
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -87,6 +107,10 @@ class Config:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def _invalid(name: str, value: object, expected: str) -> None:
+    raise ValueError(f"IVOZ_{name.upper()}: {value!r} is not valid (must be {expected})")
+
+
 def _convert(name: str, type_: object, raw: str) -> object:
     text = str(type_)
     if text == "bool":
@@ -98,6 +122,8 @@ def _convert(name: str, type_: object, raw: str) -> object:
     try:
         if "int" in text and "str" not in text:
             return int(raw)
+        if text == "float":
+            return float(raw)
         if "Path" in text:
             return Path(raw) if raw else None
         if "tuple" in text:

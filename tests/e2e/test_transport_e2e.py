@@ -3,6 +3,8 @@
 One server process serves the whole module: sipsak OPTIONS over UDP, TCP and TLS, SIPp
 OPTIONS at a rate, a small wsproto client over WS and WSS, raw sockets for the error
 codes and connection reuse, and a bounded garbage flood after which it still answers.
+The connection limits get a server of their own, with small limits set through
+``IVOZ_*`` variables.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, *extra: str) -> Iterator[Server]:
-    """`ivoz run --role proxy-users` on free ports until the block ends."""
+def running_server(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`ivoz run --role proxy-users` on free ports until the block ends (``env``: more
+    ``IVOZ_*`` settings)."""
     log = data_dir / "server.log"
     sip = free_port()  # free for both UDP and TCP
     tls, ws, wss = free_port(), free_port(), free_port()
@@ -81,7 +86,9 @@ def running_server(data_dir: Path, *extra: str) -> Iterator[Server]:
         *extra,
     ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         for port in (sip, tls, ws, wss):
             wait_for_port(HOST, port, timeout=20)
@@ -304,6 +311,73 @@ def test_tcp_missing_content_length_gets_400_and_close(server: Server) -> None:
         sock.sendall(options("TCP", server.tcp).replace(b"Content-Length: 0\r\n", b""))
         assert status_of(read_response(sock)) == 400
         assert sock.recv(65535) == b""
+
+
+# -- connection limits (a server of their own) ----------------------------------------
+
+
+def refused(port: int) -> bool:
+    """Whether a new connection to ``port`` is closed by the server without an answer."""
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        try:
+            sock.sendall(options("TCP", port))
+            return sock.recv(65535) == b""
+        except ConnectionError:
+            return True
+
+
+def tcp_options_status(sock: socket.socket, port: int) -> int:
+    sock.sendall(options("TCP", port))
+    return status_of(read_response(sock))
+
+
+def admitted(port: int) -> socket.socket:
+    """A TCP connection the server serves (OPTIONS gets 200), retried while it refuses:
+    the readiness probes' connections count until the server has seen them close."""
+    deadline = time.monotonic() + 10
+    while True:
+        sock = socket.create_connection((HOST, port), timeout=5)
+        try:
+            if tcp_options_status(sock, port) == 200:
+                return sock
+        except (ConnectionError, AssertionError, IndexError):
+            if time.monotonic() > deadline:
+                raise
+        sock.close()
+        time.sleep(0.1)
+
+
+def test_connections_over_the_per_ip_limit_are_refused_then_served_again(
+    tmp_path: Path,
+) -> None:
+    limits = {"IVOZ_SIP_MAX_CONNECTIONS_PER_IP": "4", "IVOZ_SIP_HANDSHAKE_TIMEOUT": "2"}
+    with running_server(tmp_path, env=limits) as server:
+        held = [admitted(server.tcp) for _ in range(4)]
+        try:
+            # 127.0.0.1 has its four: more are closed at once, on TCP, TLS and WS alike
+            for _ in range(5):
+                assert refused(server.tcp)
+            for port in (server.tls, server.ws):
+                with socket.create_connection((HOST, port), timeout=5) as sock:
+                    assert sock.recv(65535) == b""
+            # the four admitted connections go on being served
+            for sock in held:
+                assert tcp_options_status(sock, server.tcp) == 200
+        finally:
+            for sock in held:
+                sock.close()
+        # their slots freed, a new connection is admitted again: sipsak over TCP gets 200
+        admitted(server.tcp).close()
+        result = sipsak(server, "tcp", server.tcp)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SIP/2.0 200 OK" in result.stdout
+        # the handshake deadline: a connection that says nothing is closed after 2 s
+        with socket.create_connection((HOST, server.tcp), timeout=10) as mute:
+            started = time.monotonic()
+            assert mute.recv(65535) == b""
+            assert time.monotonic() - started < 9
+    log = server.log.read_text(errors="replace")
+    assert "refused, 4 connections with 127.0.0.1 open (limit 4 per address)" in log
 
 
 # -- garbage flood (runs last in this module) -----------------------------------------

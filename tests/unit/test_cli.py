@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ivoz.cli import _build_parser, _config_from_args
+from ivoz.cli import _build_parser, _config_from_args, main
 from ivoz.config import Config
 
 
@@ -24,6 +24,47 @@ def test_environment_overrides_defaults() -> None:
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ValueError, match="IVOZ_SIP_UDP_PORT"):
         Config.from_env({"IVOZ_SIP_UDP_PORT": "many"})
+
+
+def test_connection_limits_from_the_environment() -> None:
+    config = Config()
+    assert (config.sip_max_connections, config.sip_max_connections_per_ip) == (4096, 64)
+    assert config.sip_handshake_timeout == 10.0
+    config = Config.from_env(
+        {
+            "IVOZ_SIP_MAX_CONNECTIONS": "100",
+            "IVOZ_SIP_MAX_CONNECTIONS_PER_IP": "0",
+            "IVOZ_SIP_HANDSHAKE_TIMEOUT": "2.5",
+        }
+    )
+    assert (config.sip_max_connections, config.sip_max_connections_per_ip) == (100, 0)
+    assert config.sip_handshake_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("IVOZ_SIP_MAX_CONNECTIONS", "0", "must be at least 1"),
+        ("IVOZ_SIP_MAX_CONNECTIONS", "lots", "is not valid"),
+        ("IVOZ_SIP_MAX_CONNECTIONS_PER_IP", "-1", "must be 0 or more"),
+        ("IVOZ_SIP_HANDSHAKE_TIMEOUT", "0", "positive number of seconds"),
+        ("IVOZ_SIP_HANDSHAKE_TIMEOUT", "inf", "positive number of seconds"),
+        ("IVOZ_SIP_HANDSHAKE_TIMEOUT", "soon", "is not valid"),
+    ],
+)
+def test_bad_connection_limits_are_refused_by_name(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}: .*{message}"):
+        Config.from_env({name: raw})
+
+
+def test_bad_setting_stops_the_command_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IVOZ_SIP_MAX_CONNECTIONS", "0")
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ivoz: IVOZ_SIP_MAX_CONNECTIONS: 0 is not valid (must be at least 1)"
+    )
 
 
 def test_flags_override_environment_and_pick_roles() -> None:

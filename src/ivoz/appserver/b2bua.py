@@ -66,6 +66,7 @@ from ivoz.sip import (
 from ivoz.sip.dialog import AckWait, Dialog
 from ivoz.sip.timers import TimerConfig
 from ivoz.transport import Address, Kind, Origin
+from ivoz.transport.node import capabilities
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,6 +76,9 @@ HEADER_CALLER = "X-Ivoz-Caller-Terminal"
 HEADER_CALLEE = "X-Ivoz-Callee-Terminal"
 # Methods we serve, advertised in Allow (RFC 3261 20.5).
 ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "MESSAGE")
+# Option tags we support (RFC 3261 8.2.2.3): none, so a Require gets 420 and OPTIONS
+# carries no Supported (RFC 3261 20.37). Not 100rel, timer, replaces...: not implemented.
+SUPPORTED: tuple[str, ...] = ()
 # In-dialog requests relayed to the other leg as they are.
 RELAYED = frozenset({"INVITE", "UPDATE", "INFO", "MESSAGE", "OPTIONS"})
 # Headers of a relayed request or response that describe its body or purpose.
@@ -301,15 +305,15 @@ class B2BUA:
             elif method == "INVITE":
                 self._new_call(request, origin, transaction)
             elif method == "OPTIONS":
+                unsupported = [
+                    t for t in request.option_tags("Require") if t.lower() not in SUPPORTED
+                ]
+                if unsupported:
+                    # RFC 3261 8.2.2.3: 420 Bad Extension listing them in Unsupported
+                    self._reply(transaction, request, 420, None, Unsupported=", ".join(unsupported))
+                    return
                 # RFC 3261 11.2: the proxy probes us; answer with our capabilities
-                self._reply(
-                    transaction,
-                    request,
-                    200,
-                    None,
-                    Allow=", ".join(ALLOWED),
-                    Accept="application/sdp",
-                )
+                self._reply(transaction, request, 200, None, **capabilities(ALLOWED, SUPPORTED))
             elif method in ("BYE", "UPDATE", "INFO", "PRACK"):
                 # RFC 3261 12.2.2: outside of a dialog these match nothing
                 self._reply(transaction, request, 481)

@@ -67,10 +67,17 @@ class AppServer:
         self.config = config
         self.loop = asyncio.get_running_loop()
         if node_factory is None:
+            from ivoz.transport.layer import ConnectionLimits
             from ivoz.transport.node import SipNode
 
-            node_factory = SipNode
-        self.node = node_factory(self)
+            limits = ConnectionLimits(
+                config.sip_max_connections,
+                config.sip_max_connections_per_ip,
+                config.sip_handshake_timeout,
+            )
+            self.node = SipNode(self, limits=limits)
+        else:
+            self.node = node_factory(self)
         self.b2bua = B2BUA(
             self.node,
             directory,

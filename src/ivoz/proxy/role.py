@@ -50,6 +50,7 @@ from ivoz.proxy import nat
 from ivoz.proxy.core import Context, Proxy, Target, validate
 from ivoz.proxy.dispatch import Dispatcher
 from ivoz.proxy.media import DirectoryRelaySets, MediaAnchor, has_sdp
+from ivoz.proxy.registrar import SUPPORTED as REGISTRAR_SUPPORTED
 from ivoz.sip import (
     URI,
     Contact,
@@ -65,7 +66,8 @@ from ivoz.sip.auth import Credentials, credentials_for
 from ivoz.sip.digest import DigestResult, make_challenge, verify
 from ivoz.sip.transaction import ServerTransaction
 from ivoz.transport import Address, Kind, Origin
-from ivoz.transport.node import SERVER, Reply, SipNode, salvage_response
+from ivoz.transport.layer import ConnectionLimits
+from ivoz.transport.node import SERVER, Reply, SipNode, capabilities, salvage_response
 from ivoz.transport.tls import certificate_files, server_context
 
 if TYPE_CHECKING:
@@ -82,8 +84,15 @@ ALLOWED = ("OPTIONS", "REGISTER")
 KNOWN_NOT_SERVED = frozenset({"INVITE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "REFER", "MESSAGE"})
 # Methods only meaningful inside a dialog: out of one they match nothing (481).
 DIALOG_ONLY = frozenset({"BYE", "PRACK", "UPDATE", "INFO"})
-# Option tags we support (none: Require of anything gets 420).
-SUPPORTED: tuple[str, ...] = ()
+# Option tags the proxy supports (RFC 3261 8.2.2.3: a Require naming another gets 420;
+# 11.2 / 20.37: listed in Supported of the 200 to OPTIONS). The honest set is its
+# registrar's, implemented end to end between the registrar and the routing to phones:
+# "path" (RFC 3327 5.3: a binding's Path becomes the Route set of requests to it) and
+# "outbound" (RFC 5626 6: flows keyed by +sip.instance and reg-id; 5.3 by analogy: a
+# request to the phone goes over its registered connection; 4.4: CRLF and STUN
+# keep-alives answered by the transport). Not 100rel (RFC 3262), timer (RFC 4028),
+# replaces (RFC 3891) nor gruu (RFC 5627): their behaviour is not implemented.
+SUPPORTED: tuple[str, ...] = REGISTRAR_SUPPORTED
 # The trusted headers between the proxy and the application server (team contract).
 HEADER_COMPANY = "X-Ivoz-Company"
 HEADER_CALLER = "X-Ivoz-Caller-Terminal"
@@ -153,6 +162,11 @@ class UsersProxy:
                 # transaction's default); the routing paths send it at once themselves
                 max_message_size=config.sip_max_message_size,
                 advertised_host=config.sip_advertised_host,
+                limits=ConnectionLimits(
+                    config.sip_max_connections,
+                    config.sip_max_connections_per_ip,
+                    config.sip_handshake_timeout,
+                ),
             )
         )
         hosts = {config.sip_host, "127.0.0.1", "localhost", "::1"}
@@ -280,14 +294,7 @@ class UsersProxy:
         if unsupported:
             return reply(420, Unsupported=", ".join(unsupported))
         # RFC 3261 11.2: the capabilities, as a 200 to OPTIONS.
-        return reply(
-            200,
-            Allow=", ".join(ALLOWED),
-            Accept="application/sdp",
-            Accept_Encoding="identity",
-            Accept_Language="en",
-            Supported=", ".join(SUPPORTED),
-        )
+        return reply(200, **capabilities(ALLOWED, SUPPORTED))
 
     def _to_forward(self, request: Request) -> bool:
         uri = request.uri

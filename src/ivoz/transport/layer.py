@@ -10,17 +10,34 @@ The per-message path is short and logs nothing: UDP datagrams and WebSocket mess
 are delivered whole; TCP and TLS bytes go through :class:`ivoz.sip.framing.StreamFramer`.
 Parsing is the receiver's business; an exception it raises is logged and swallowed so
 that one bad message never stops the loop.
+
+Connections are bounded (:class:`ConnectionLimits`): at most ``max_connections`` open
+TCP, TLS, WS and WSS connections per layer, in both directions, and at most
+``max_per_ip`` of them with any one remote IP address. The stream listeners accept
+sockets themselves (``loop.sock_accept``) so that the limits are checked on the bare
+socket: one over a limit is closed before any transport, TLS or read exists; an
+admitted one gets its transport (and TLS handshake) from
+``loop.connect_accepted_socket``. An outgoing connection over a limit raises
+:class:`TransportError`. Every incoming connection has ``handshake_timeout`` seconds to
+prove it speaks: its first bytes (TCP), a finished TLS handshake (TLS), a finished HTTP
+upgrade (WS; WSS: both handshakes in that time); otherwise it is closed. Then only
+``idle_timeout`` applies. What the limits did is counted in :attr:`Layer.stats`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import itertools
 import logging
+import math
 import socket
 import ssl
-from typing import Any, Protocol, cast
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -53,10 +70,54 @@ UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 # A connection that received nothing for this long is closed, in seconds. Clients keep
 # theirs open with CRLF pings (RFC 5626 4.4.1) or WebSocket pings, or reconnect.
 IDLE_TIMEOUT = 1800.0
+# RFC 3261 and RFC 5626 bound nothing here; these are a careful server's own bounds (the
+# kind Kamailio keeps with tcp_max_connections and tls_max_connections). Config fields
+# sip_max_connections, sip_max_connections_per_ip and sip_handshake_timeout set them.
+MAX_CONNECTIONS = 4096  # open TCP/TLS/WS/WSS connections per layer, both directions
+MAX_CONNECTIONS_PER_IP = 64  # of those, with one remote IP address (0: no such limit)
+HANDSHAKE_TIMEOUT = 10.0  # seconds for the first bytes, TLS handshake or HTTP upgrade
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two log lines about refused connections
+LISTEN_BACKLOG = 100  # pending connections the kernel queues per listener (asyncio's default)
+ACCEPT_RETRY = 1.0  # seconds to wait after accept() failed (out of file descriptors...)
+
+Limit = Literal["max_connections", "max_per_ip"]
 
 
 class TransportError(Exception):
     """A message could not be handed to a socket (unknown or closed connection...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """How many connections a :class:`Layer` keeps, and how long a new one may stay mute."""
+
+    max_connections: int = MAX_CONNECTIONS
+    max_per_ip: int = MAX_CONNECTIONS_PER_IP  # 0: no limit per address
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # seconds
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {self.max_connections}")
+        if self.max_per_ip < 0:
+            raise ValueError(f"max_per_ip must be 0 (no limit) or more, not {self.max_per_ip}")
+        if not (math.isfinite(self.handshake_timeout) and self.handshake_timeout > 0):
+            raise ValueError(
+                f"handshake_timeout must be a positive number of seconds, "
+                f"not {self.handshake_timeout}"
+            )
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    """What the connection limits did since the layer started (counters only grow)."""
+
+    refused_max_connections: int = 0  # incoming, the layer was full
+    refused_max_per_ip: int = 0  # incoming, that address already had its share
+    refused_outgoing: int = 0  # connect() over either limit (TransportError raised)
+    handshake_timeouts: int = 0  # closed: no first bytes / handshake within the deadline
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
 
 
 class Receiver(Protocol):
@@ -82,13 +143,22 @@ class Layer:
         max_message_size: int = 65535,
         client_ssl: ssl.SSLContext | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.receiver = receiver
         self.idle_timeout = idle_timeout
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self.stats = ConnectionStats()
+        # every counted connection (handshaking or not), and how many per remote IP
+        self._counted: set[_Connection] = set()
+        self._per_ip: dict[str, int] = {}
+        self._refusals = 0  # refused since the last log line about it
+        self._refusal_log_due = -math.inf
         self._sweeper: asyncio.TimerHandle | None = None
         self.max_message_size = max_message_size
         self._client_ssl = client_ssl
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._connections: dict[int, _Connection] = {}
         self._by_address: dict[Address, int] = {}
@@ -116,18 +186,73 @@ class Layer:
         else:
             if kind.secure and ssl_context is None:
                 raise ValueError(f"{kind} needs an SSL context")
-            server = await loop.create_server(
-                lambda: _make_protocol(self, kind),
-                host,
-                port,
-                ssl=ssl_context if kind.secure else None,
-                reuse_address=True,
-            )
-            name = server.sockets[0].getsockname()
-            self._servers.append(server)
+            family, *_, where = (
+                await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            )[0]
+            listener = socket.create_server(where, family=family, backlog=LISTEN_BACKLOG)
+            listener.setblocking(False)
+            name = listener.getsockname()
+            self._listeners.append(listener)
+            context = ssl_context if kind.secure else None
+            self._accepting.append(loop.create_task(self._accept(listener, kind, context)))
         address = Address(kind, name[0], name[1])
         self.listening.append(address)
         return address
+
+    async def _accept(
+        self, listener: socket.socket, kind: Kind, context: ssl.SSLContext | None
+    ) -> None:
+        """Accept connections on a stream listener for as long as the layer runs."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(listener)
+            except OSError as exc:
+                # EMFILE, ENOBUFS...: the connection stays queued; try again shortly
+                log.warning("%s accept failed: %s", kind.value, exc)
+                await asyncio.sleep(ACCEPT_RETRY)
+                continue
+            connection = _make_protocol(self, kind)
+            refused = self._admit(connection, str(peer[0]))
+            if refused is not None:
+                # Refused on the bare socket: no transport, no TLS, nothing read.
+                self._refused(kind, peer, refused)
+                sock.close()
+                continue
+            connection.arm_deadline()
+            connection.accepted = sock
+            task = loop.create_task(self._attach(connection, context))
+            connection.attaching = task
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._attached, connection))
+
+    async def _attach(self, connection: _Connection, context: ssl.SSLContext | None) -> None:
+        """Give an admitted socket its transport; TLS is handshaken here (WSS too)."""
+        # From here on the socket is the transport's: it closes it, even on failure.
+        sock, connection.accepted = connection.accepted, None
+        assert sock is not None
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: connection,
+                sock,
+                ssl=context,
+                # our own deadline (armed at accept) comes first; this is a backstop
+                ssl_handshake_timeout=self.limits.handshake_timeout + 1.0 if context else None,
+            )
+        except BaseException as exc:
+            connection._gone()
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the deadline, or the layer closing
+            log.debug("%s handshake with %s failed: %s", connection.kind, connection.peer_ip, exc)
+        finally:
+            connection.attaching = None
+
+    def _attached(self, connection: _Connection, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if connection.accepted is not None:  # cancelled before _attach even started
+            connection.accepted.close()
+            connection.accepted = None
+            connection._gone()
 
     # -- sending -------------------------------------------------------------------
 
@@ -157,7 +282,10 @@ class Layer:
         if destination.transport not in (Kind.TCP, Kind.TLS):
             # RFC 7118 5: a WebSocket server never opens connections to its clients.
             raise TransportError(f"no connection to {destination}")
-        task = asyncio.get_running_loop().create_task(self._connect_and_send(data, destination))
+        self._spawn(self._connect_and_send(data, destination))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -186,13 +314,27 @@ class Layer:
         context: ssl.SSLContext | None = None
         if destination.transport is Kind.TLS:
             context = self._client_ssl or ssl.create_default_context()
-        _, protocol = await loop.create_connection(
-            lambda: _StreamProtocol(self, destination.transport),
-            destination.host,
-            destination.port,
-            ssl=context,
-            server_hostname=destination.host if context else None,
-        )
+        # Connections we open count against the same limits as those we accept.
+        protocol = _StreamProtocol(self, destination.transport, outgoing=True)
+        refused = self._admit(protocol, destination.host)
+        if refused is not None:
+            self.stats.refused_outgoing += 1
+            text = self._limit_text(refused, destination.host)
+            raise TransportError(f"cannot open a connection to {destination}: {text}")
+        try:
+            await loop.create_connection(
+                lambda: protocol,
+                destination.host,
+                destination.port,
+                ssl=context,
+                server_hostname=destination.host if context else None,
+                ssl_handshake_timeout=self.limits.handshake_timeout if context else None,
+            )
+        except BaseException:
+            self._release(protocol)
+            raise
+        if protocol.lost:
+            raise TransportError(f"connection to {destination} closed at once")
         self._by_address.setdefault(destination, protocol.id)
         protocol.addresses.append(destination)
         return protocol.id
@@ -217,7 +359,69 @@ class Layer:
 
     @property
     def connection_count(self) -> int:
+        """Connections that carry SIP (handshakes done); see :attr:`open_connections`."""
         return len(self._connections)
+
+    @property
+    def open_connections(self) -> int:
+        """Every connection counted against the limits, handshaking ones included."""
+        return len(self._counted)
+
+    # -- limits ----------------------------------------------------------------------
+
+    def _admit(self, connection: _Connection, host: str) -> Limit | None:
+        """Count ``connection`` (with ``host``) against the limits; the one it breaks, if any."""
+        if len(self._counted) >= self.limits.max_connections:
+            return "max_connections"
+        per_ip = self.limits.max_per_ip
+        count = self._per_ip.get(host, 0)
+        if per_ip and count >= per_ip:
+            return "max_per_ip"
+        self._per_ip[host] = count + 1
+        self._counted.add(connection)
+        connection.peer_ip = host
+        return None
+
+    def _release(self, connection: _Connection) -> None:
+        """Uncount ``connection`` (idempotent: every way out of a connection calls it)."""
+        if connection not in self._counted:
+            return
+        self._counted.discard(connection)
+        left = self._per_ip.get(connection.peer_ip, 1) - 1
+        if left > 0:
+            self._per_ip[connection.peer_ip] = left
+        else:
+            self._per_ip.pop(connection.peer_ip, None)
+
+    def _limit_text(self, limit: Limit, host: str) -> str:
+        if limit == "max_connections":
+            return f"{len(self._counted)} connections open (limit {self.limits.max_connections})"
+        return (
+            f"{self._per_ip.get(host, 0)} connections with {host} open "
+            f"(limit {self.limits.max_per_ip} per address)"
+        )
+
+    def _refused(self, kind: Kind, peer: Any, limit: Limit) -> None:
+        """An incoming connection was refused: count it; one log line per interval."""
+        if limit == "max_connections":
+            self.stats.refused_max_connections += 1
+        else:
+            self.stats.refused_max_per_ip += 1
+        self._refusals += 1
+        now = asyncio.get_running_loop().time()
+        if now < self._refusal_log_due:
+            return
+        host, port = str(peer[0]), peer[1]
+        log.warning(
+            "%s connection from %s:%s refused, %s; %d refused since the last such line",
+            kind.value,
+            host,
+            port,
+            self._limit_text(limit, host),
+            self._refusals,
+        )
+        self._refusals = 0
+        self._refusal_log_due = now + REFUSAL_LOG_INTERVAL
 
     def _register(self, connection: _Connection, remote: Address) -> int:
         if self._sweeper is None:
@@ -268,18 +472,19 @@ class Layer:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for server in self._servers:
-            server.close()
+        for accepting in self._accepting:
+            accepting.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        self._accepting.clear()
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         for udp in self._udp:
             udp.close()
-        for connection in list(self._connections.values()):
+        for connection in list(self._counted):  # handshaking ones too
             connection.close()
         for task in list(self._tasks):
             task.cancel()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-        self._servers.clear()
         self._udp.clear()
 
 
@@ -287,7 +492,7 @@ def _address(kind: Kind, name: Any) -> Address:
     return Address(kind, str(name[0]), int(name[1]))
 
 
-def _make_protocol(layer: Layer, kind: Kind) -> asyncio.Protocol:
+def _make_protocol(layer: Layer, kind: Kind) -> _Connection:
     if kind.framed_by_length:
         return _StreamProtocol(layer, kind)
     return _WebSocketProtocol(layer, kind)
@@ -323,9 +528,14 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
 
 class _Connection(asyncio.Protocol):
-    """What stream and WebSocket connections have in common."""
+    """What stream and WebSocket connections have in common.
 
-    def __init__(self, layer: Layer, kind: Kind) -> None:
+    An incoming connection is admitted by :meth:`Layer._accept` before it has a
+    transport, then has ``handshake_timeout`` seconds (from the accept) to become
+    :attr:`ready`; :meth:`connection_made` comes after the TLS handshake, if any.
+    """
+
+    def __init__(self, layer: Layer, kind: Kind, *, outgoing: bool = False) -> None:
         self.layer = layer
         self.kind = kind
         self.id = 0
@@ -334,10 +544,53 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.last_active = self.loop.time()
+        self.peer_ip = ""
+        # the peer has shown it speaks (first bytes, TLS handshake, HTTP upgrade); a
+        # connection we open is ready at once (the other side may well stay quiet)
+        self.ready = outgoing
+        self.lost = False
+        self.accepted: socket.socket | None = None  # until _attach hands it over
+        self.attaching: asyncio.Task[None] | None = None  # connect_accepted_socket
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport but behave like it.
         self.transport = cast(asyncio.Transport, transport)
+        self._opened()
+
+    def _opened(self) -> None:
+        """The transport is ours to use (plain TCP, or TLS once handshaken)."""
+
+    def arm_deadline(self) -> None:
+        self._deadline = self.loop.call_later(
+            self.layer.limits.handshake_timeout, self._handshake_expired
+        )
+
+    def _set_ready(self) -> None:
+        self.ready = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _handshake_expired(self) -> None:
+        self._deadline = None
+        if self.ready or self.lost:
+            return
+        # Slowloris defence: mute TCP, an unfinished TLS handshake or HTTP upgrade.
+        self.layer.stats.handshake_timeouts += 1
+        log.debug("%s connection from %s: no handshake in time; closed", self.kind, self.peer_ip)
+        if self.transport is not None:
+            self.transport.abort()
+        elif self.attaching is not None:
+            self.attaching.cancel()  # still in the TLS handshake: closes the socket
+
+    def _gone(self) -> None:
+        """Every way out of a connection ends here (idempotent)."""
+        self.lost = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.layer._release(self)
 
     def _register(self) -> None:
         assert self.transport is not None
@@ -346,6 +599,7 @@ class _Connection(asyncio.Protocol):
         self.origin = Origin(self.kind, remote, local, self.layer._register(self, remote))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
         self.layer._unregister(self)
         self.transport = None
 
@@ -369,15 +623,18 @@ class _Connection(asyncio.Protocol):
 class _StreamProtocol(_Connection):
     """TCP or TLS: bytes through the stream framer (RFC 3261 18.3)."""
 
-    def __init__(self, layer: Layer, kind: Kind) -> None:
-        super().__init__(layer, kind)
+    def __init__(self, layer: Layer, kind: Kind, *, outgoing: bool = False) -> None:
+        super().__init__(layer, kind, outgoing=outgoing)
         self.framer = StreamFramer(layer.max_message_size)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+    def _opened(self) -> None:
         self._register()
+        if self.kind is Kind.TLS:
+            self._set_ready()  # the finished TLS handshake is the peer speaking
 
     def data_received(self, data: bytes) -> None:
+        if not self.ready:
+            self._set_ready()  # plain TCP: its first bytes
         self.last_active = self.loop.time()
         origin = self.origin
         assert origin is not None
@@ -430,6 +687,7 @@ class _WebSocketProtocol(_Connection):
                 return
             transport.write(self.ws.send(AcceptConnection(subprotocol=WS_SUBPROTOCOL)))
             self._register()
+            self._set_ready()
         elif isinstance(event, TextMessage | BytesMessage):
             self._message_part(event)
         elif isinstance(event, Ping):

@@ -66,7 +66,7 @@ from ivoz.sip.transaction import (
     make_cancel,
 )
 from ivoz.transport.address import Address, Kind, Origin
-from ivoz.transport.layer import Layer, TransportError
+from ivoz.transport.layer import ConnectionLimits, Layer, TransportError
 from ivoz.transport.via import ResponseDestination, alias_address, response_destination, stamp_via
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class SipNode:
         max_message_size: int = 65535,
         advertised_host: str | None = None,
         client_ssl: SSLContext | None = None,
+        limits: ConnectionLimits | None = None,
         layer: Sender | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -139,7 +140,9 @@ class SipNode:
         self.layer: Any = (
             layer
             if layer is not None
-            else Layer(self, max_message_size=max_message_size, client_ssl=client_ssl)
+            else Layer(
+                self, max_message_size=max_message_size, client_ssl=client_ssl, limits=limits
+            )
         )
         self.advertised_host = advertised_host
         self._clock = clock
@@ -516,6 +519,24 @@ class Reply:
     data: bytes
     destination: ResponseDestination
     transaction: ServerTransaction | None = None
+
+
+def capabilities(allowed: tuple[str, ...], supported: tuple[str, ...]) -> dict[str, str]:
+    """The headers of a 200 to OPTIONS (RFC 3261 11.2): header name -> value.
+
+    Shared by the users proxy and the application server so that both describe
+    themselves alike. RFC 3261 20.37: Supported may be absent; it is left out rather
+    than sent empty when nothing is supported.
+    """
+    headers = {
+        "Allow": ", ".join(allowed),
+        "Accept": "application/sdp",
+        "Accept-Encoding": "identity",
+        "Accept-Language": "en",
+    }
+    if supported:
+        headers["Supported"] = ", ".join(supported)
+    return headers
 
 
 def salvage_response(data: bytes, status: int, reason: str, origin: Origin) -> Reply | None:

@@ -179,6 +179,32 @@ def test_options_answers_200_with_allow() -> None:
     txn = h.receive(options)
     assert txn.final.status == 200
     assert "INVITE" in txn.final.headers.get("Allow")
+    # the same capability headers as the users proxy; no option tag, so no Supported
+    assert txn.final.headers.get("Accept") == "application/sdp"
+    assert txn.final.headers.get("Accept-Encoding") == "identity"
+    assert "Supported" not in txn.final.headers
+
+
+def test_options_requiring_an_extension_gets_420() -> None:
+    from ivoz.sip import Request
+
+    h = Harness()
+    options = Request(
+        "OPTIONS",
+        "sip:127.0.0.1:5062",
+        [
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKping2"),
+            ("From", "<sip:proxy@127.0.0.1>;tag=p2"),
+            ("To", "<sip:127.0.0.1:5062>"),
+            ("Call-ID", "probe-2"),
+            ("CSeq", "1 OPTIONS"),
+            ("Max-Forwards", "70"),
+            ("Require", "100rel"),
+        ],
+    )
+    txn = h.receive(options)
+    assert txn.final.status == 420
+    assert txn.final.headers.get("Unsupported") == "100rel"
 
 
 def test_out_of_dialog_bye_is_481_and_unknown_method_501() -> None:

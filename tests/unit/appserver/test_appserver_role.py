@@ -15,6 +15,7 @@ from ivoz.appserver.role import AppServer, proxy_address, trusted_hosts
 from ivoz.config import Config
 from ivoz.sip import Request, Response, make_response, new_tag, parse_message
 from ivoz.transport import Address, Kind, Origin
+from ivoz.transport.layer import ConnectionLimits
 from support.tools import free_port
 
 
@@ -66,6 +67,13 @@ def test_proxy_address_and_trust_from_config() -> None:
     assert proxy_address(Config(appserver_proxy="[::1]:5070")).host == "::1"
     with pytest.raises(ValueError):
         proxy_address(Config(appserver_proxy="nohost"))
+
+
+async def test_real_node_gets_the_configured_connection_limits() -> None:
+    config = Config(sip_max_connections=50, sip_max_connections_per_ip=5, sip_handshake_timeout=2.0)
+    server = AppServer(config, demo_directory())
+    assert server.node.layer.limits == ConnectionLimits(50, 5, 2.0)
+    await server.close()
 
 
 async def test_shell_listens_routes_and_arms_the_no_answer_timer() -> None:

@@ -322,6 +322,17 @@ async def test_unsupported_require_is_420(registrar: Registrar) -> None:
     assert response.headers.get("Unsupported") == "foo"
 
 
+async def test_require_of_the_supported_tags_is_served(registrar: Registrar, store) -> None:
+    # RFC 3261 10.3 step 2: path and outbound are the tags this registrar implements
+    path = "<sip:edge.example.net;lr>"
+    extra = ("Require: path, outbound", "Supported: path, outbound", f"Path: {path}")
+    response = await Phone(registrar, extra=extra).send()
+    assert response.status == 200
+    assert response.headers.get("Supported") == "path, outbound"
+    assert response.headers.get_all("Path") == [path]
+    assert len(await store.bindings(ALICE, NOW)) == 1
+
+
 # -- contacts and expiry ----------------------------------------------------------------
 
 

@@ -9,16 +9,21 @@ they no longer get 405.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivoz.config import Config
+from ivoz.proxy import role
+from ivoz.proxy.registrar import SUPPORTED as REGISTRAR_SUPPORTED
 from ivoz.proxy.role import UsersProxy
 from ivoz.sip import Response, parse_message
 from ivoz.state.location import MemoryLocationStore
 from ivoz.transport import Address, Kind, Origin
-from ivoz.transport.node import Reply, SipNode, salvage_response
+from ivoz.transport.layer import ConnectionLimits
+from ivoz.transport.node import Reply, SipNode, capabilities, salvage_response
 from ivoz.transport.via import ResponseDestination
 
 
@@ -140,6 +145,14 @@ def test_options_gets_200_with_capabilities() -> None:
     assert reply.destination.address == Address(Kind.UDP, "127.0.0.1", 40000)
 
 
+def test_proxy_layer_gets_the_configured_connection_limits() -> None:
+    config = Config(
+        sip_max_connections=100, sip_max_connections_per_ip=0, sip_handshake_timeout=3.5
+    )
+    proxy = UsersProxy(config, Services(), secret=b"s", relay_sets=lambda _: None)
+    assert proxy.node.layer.limits == ConnectionLimits(100, 0, 3.5)
+
+
 def test_retransmission_gets_the_same_to_tag() -> None:
     first, _ = answer(request())
     second, _ = answer(request())
@@ -185,6 +198,53 @@ def test_unsupported_require_gets_420_with_unsupported() -> None:
     response, _ = answer(request(extra="Require: foo, 100rel\r\n"))
     assert response.status == 420
     assert response.headers.get_all("Unsupported") == ["foo", "100rel"]
+
+
+def test_options_lists_the_option_tags_really_supported() -> None:
+    # the registrar's path and outbound; never 100rel, timer, replaces or gruu
+    response, _ = answer(request())
+    assert response.headers.get_all("Supported") == ["path", "outbound"]
+    assert response.headers.get_all("Supported") == list(REGISTRAR_SUPPORTED)
+
+
+@pytest.mark.parametrize("tags", ["path", "outbound", "Path, OUTBOUND"])
+def test_require_of_a_supported_tag_is_served(tags: str) -> None:
+    response, _ = answer(request(extra=f"Require: {tags}\r\n"))
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("tag", ["100rel", "timer", "replaces", "gruu"])
+def test_require_of_an_unimplemented_extension_gets_420(tag: str) -> None:
+    response, _ = answer(request(extra=f"Require: path, {tag}\r\n"))
+    assert response.status == 420
+    assert response.headers.get_all("Unsupported") == [tag]
+
+
+async def test_register_requiring_path_reaches_the_registrar() -> None:
+    # not refused with 420 by the proxy: the registrar answers (404: no such domain here;
+    # test_proxy_registrar.py registers with Require: path, outbound)
+    endpoint = Endpoint(Config())
+    assert (
+        endpoint.receive(request("REGISTER", extra="Require: path, outbound\r\n"), origin(), 0.0)
+        == []
+    )
+    await asyncio.gather(*endpoint.proxy._tasks)
+    (reply,) = endpoint._replies()
+    response = parse_message(reply.data)
+    assert isinstance(response, Response) and response.status == 404
+
+
+def test_empty_supported_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(role, "SUPPORTED", ())
+    response, _ = answer(request())
+    assert response.status == 200
+    assert "Supported" not in response.headers
+    assert capabilities(("OPTIONS",), ()) == {
+        "Allow": "OPTIONS",
+        "Accept": "application/sdp",
+        "Accept-Encoding": "identity",
+        "Accept-Language": "en",
+    }
 
 
 def test_bad_uri_scheme_gets_416() -> None:
