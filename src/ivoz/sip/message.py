@@ -580,15 +580,18 @@ def parse_message(
         if scanned is not None:
             first, keys, parts, body_start, length = scanned
             if length >= 0 and (max_size is None or len(data) <= max_size):
-                # The common case in few steps: a request line of three parts and one
-                # plain Content-Length that fits; anything else goes through _finish.
+                # The common case in few steps: one plain Content-Length that fits the
+                # data; anything else goes through _finish, which decides the errors.
                 end = body_start + length
-                if (end == len(data) or (datagram and end < len(data))) and not first.startswith(
-                    "SIP/"
-                ):
-                    request = _request(first, Headers._raw(keys, parts), None)
-                    request.body = data[body_start:end]
-                    return request
+                if end == len(data) or (datagram and end < len(data)):
+                    headers = Headers._raw(keys, parts)
+                    message = (
+                        _response(first, headers)
+                        if first.startswith("SIP/")
+                        else _request(first, headers, None)
+                    )
+                    message.body = data[body_start:end]
+                    return message
             return _finish(data, first, keys, parts, None, body_start, datagram, max_size)
     start = 0
     # RFC 3261 7.5: implementations SHOULD ignore CRLFs before the start line.
