@@ -15,6 +15,7 @@ PACKAGES=(
   openssl curl
   gcc python3-dev               # build the compiled sip hot path (src/ivoz/sip/_scan.c)
   postgresql redis-server      # integration tests start throwaway servers from these
+  dnsmasq-base                  # a real DNS server (NAPTR, SRV, A) for the RFC 3263 tests
 )
 
 missing=()
