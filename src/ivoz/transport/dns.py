@@ -20,6 +20,7 @@ are not cached. Concurrent identical questions share one query.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import random
@@ -107,8 +108,10 @@ def parse_servers(items: str | Iterable[str]) -> tuple[Nameserver, ...]:
             port = _port(port_text, text)
         else:
             host = text  # a bare IPv4 address, or a bare IPv6 one (no port)
-        if not host:
-            raise ValueError(f"bad nameserver {text!r}")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"nameserver {text!r} is not an IP address[:port]") from None
         servers.append(Nameserver(host, port))
     return tuple(servers)
 

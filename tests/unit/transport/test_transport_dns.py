@@ -201,7 +201,7 @@ def test_parse_servers(text: str, expected: tuple[Nameserver, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["10.0.0.2:0", "10.0.0.2:x", "[::1", "[::1]x", ":53", "1.2.3.4:70000"]
+    "text", ["10.0.0.2:0", "10.0.0.2:x", "[::1", "[::1]x", ":53", "1.2.3.4:70000", "ns.example.com"]
 )
 def test_parse_servers_rejects(text: str) -> None:
     with pytest.raises(ValueError):
