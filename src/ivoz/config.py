@@ -8,6 +8,7 @@ flags (the CLI applies those with ``dataclasses.replace``). Everything listens o
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class Config:
     # WebSocket upgrade before it is closed.
     sip_handshake_timeout: float = 10.0
     sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
+    # DNS servers for RFC 3263 next hops, "ip[:port]" each (docs/dns.md); empty: the
+    # system's (/etc/resolv.conf).
+    dns_servers: tuple[str, ...] = ()
     appserver_host: str = "127.0.0.1"  # application server SIP listener (UDP and TCP)
     appserver_port: int = 5062
     # "host:port" (UDP) of the users proxy for B-legs; default sip_host:sip_udp_port.
@@ -84,6 +88,9 @@ class Config:
             _invalid("sip_max_connections", self.sip_max_connections, "at least 1")
         if self.sip_max_connections_per_ip < 0:
             _invalid("sip_max_connections_per_ip", self.sip_max_connections_per_ip, "0 or more")
+        for server in self.dns_servers:
+            if not _is_ip_port(server):
+                _invalid("dns_servers", ",".join(self.dns_servers), "IP[:port] each")
         timeout = self.sip_handshake_timeout
         if not (math.isfinite(timeout) and timeout > 0):
             _invalid("sip_handshake_timeout", timeout, "a positive number of seconds")
@@ -105,6 +112,26 @@ class Config:
                 continue
             values[f.name] = _convert(f.name, f.type, raw)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _is_ip_port(text: str) -> bool:
+    """``192.0.2.53``, ``192.0.2.53:5353``, ``2001:db8::53`` or ``[2001:db8::53]:5353``."""
+    host, port = text.strip(), "53"
+    if host.startswith("["):
+        host, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            return False
+        if rest:
+            if not rest.startswith(":"):
+                return False
+            port = rest[1:]
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return port.isdigit() and 0 < int(port) < 65536
 
 
 def _invalid(name: str, value: object, expected: str) -> None:
