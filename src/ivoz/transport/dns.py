@@ -237,7 +237,10 @@ class Resolver:
     ) -> None:
         if max_entries < 1 or max_negative_entries < 0:
             raise ValueError("cache bounds must be positive")
-        self.backend: Backend = backend or DnspythonBackend(servers, timeout=timeout)
+        # the default backend is made at the first question: reading /etc/resolv.conf
+        # (or failing to, on a machine without one) waits until DNS is really needed
+        self.backend: Backend | None = backend
+        self.servers = tuple(servers)
         self.timeout = timeout
         self.max_entries = max_entries
         self.max_negative_entries = max_negative_entries
@@ -305,10 +308,14 @@ class Resolver:
     async def _ask(self, key: tuple[str, str], query: Query) -> Answer:
         self.stats.sent += 1
         try:
+            if self.backend is None:
+                self.backend = DnspythonBackend(self.servers, timeout=self.timeout)
             async with asyncio.timeout(self.timeout):
                 answer = await self.backend(query)
         except TimeoutError:
             answer = Answer((), None, "timeout")
+        except dns.exception.DNSException as exc:  # no resolv.conf, no nameserver in it
+            answer = Answer((), None, f"{type(exc).__name__}: {exc}")
         if answer.failure is not None:
             self.stats.failures += 1
             log.info("DNS %s %s failed: %s", query.rdtype, query.name, answer.failure)
