@@ -113,6 +113,7 @@ class Context:
     on_final: Callable[[Context, Response], None] | None = None
     data: dict[str, Any] = field(default_factory=dict)
     no_response: float = NO_RESPONSE
+    failover_on: frozenset[int] = frozenset()  # statuses that also move to an alternate
 
     @property
     def is_invite(self) -> bool:
@@ -248,12 +249,14 @@ class Proxy:
         on_final: Callable[[Context, Response], None] | None = None,
         data: dict[str, Any] | None = None,
         no_response: float | None = None,
+        failover_on: Sequence[int] = (),
     ) -> Context:
         """Forward ``request`` statefully to every target at once (parallel forking).
 
         ``alternates`` are tried one after the other when every branch so far got no
         response at all; ``no_response`` (seconds, default the proxy's) is how long a
-        branch may stay silent before it counts as 408.
+        branch may stay silent before it counts as 408. A final response whose status
+        is in ``failover_on`` moves to the next alternate too (RFC 3263 4.3: 503).
         """
         if not targets:
             raise LocalError("forward needs at least one target")
@@ -267,6 +270,7 @@ class Proxy:
             on_final=on_final,
             data=data or {},
             no_response=self.no_response if no_response is None else no_response,
+            failover_on=frozenset(failover_on),
         )
         if transaction is not None:
             self.contexts[id(transaction)] = context
@@ -423,9 +427,13 @@ class Proxy:
         if (
             context.alternates
             and not context.cancelled
-            and all(b.local_failure for b in context.branches)
+            and all(
+                b.local_failure or (b.final is not None and b.final.status in context.failover_on)
+                for b in context.branches
+            )
         ):
-            # serial failover: nothing answered at all, try the next candidate
+            # serial failover: nothing answered at all (or, RFC 3263 4.3, a 503 for DNS
+            # targets), try the next candidate
             self._start_branch(context, context.alternates.pop(0))
             self.timer_changed()
             return
