@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -64,8 +65,10 @@ from ivoz.sip import (
 )
 from ivoz.sip.auth import Credentials, credentials_for
 from ivoz.sip.digest import DigestResult, make_challenge, verify
+from ivoz.sip.locate import LocateError
 from ivoz.sip.transaction import ServerTransaction
 from ivoz.transport import Address, Kind, Origin
+from ivoz.transport.dns import Resolver, parse_servers
 from ivoz.transport.layer import ConnectionLimits
 from ivoz.transport.node import SERVER, Reply, SipNode, capabilities, salvage_response
 from ivoz.transport.tls import certificate_files, server_context
@@ -104,6 +107,8 @@ SERVER_NO_RESPONSE = 4.0
 # seconds after which a call whose BYE never passed is forgotten (its relay session has
 # long timed out by then; the application-server load it counted is released)
 CALL_TTL = 4 * 3600.0
+# RFC 3263 4.3: the next DNS target is tried after a transport error, a timeout or a 503
+FAILOVER_STATUSES = (503,)
 HOUSEKEEPING = 0.25  # seconds between two runs of the proxy's timers, probes, keep-alives
 
 
@@ -147,8 +152,15 @@ class UsersProxy:
         node: Any = None,
         wall_clock: Callable[[], float] = time.time,
         relay_sets: Callable[[int | None], Any] | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
+        # RFC 3263 for next hops that name a host (docs/dns.md)
+        self.resolver = (
+            resolver
+            if resolver is not None
+            else Resolver(servers=parse_servers(config.dns_servers))
+        )
         self.services = services
         self.directory = services.directory
         self.secret = secret
@@ -615,6 +627,54 @@ class UsersProxy:
         if destination is None:
             self._reply(transaction, request, 404, "Not Found")
             return
+        if _named(destination):
+            self._spawn(
+                self._in_dialog_located(request, origin, transaction), (transaction, request)
+            )
+            return
+        self._route_in_dialog(
+            request,
+            origin,
+            transaction,
+            [Target(None, destination, kind, label=_address_of(destination))],
+        )
+
+    async def _in_dialog_located(
+        self, request: Request, origin: Origin, transaction: ServerTransaction
+    ) -> None:
+        targets = await self._locate(request)
+        if self._take_early_cancel(transaction, request):
+            return
+        if not targets:
+            self._reply(transaction, request, 503, "Next Hop Not Resolved")
+            return
+        self._route_in_dialog(request, origin, transaction, targets)
+
+    async def _locate(self, request: Request) -> list[Target]:
+        """RFC 3263: the next hop's targets in order (none when DNS has no answer)."""
+        uri = self.proxy.next_hop(request)
+        try:
+            located = await self.resolver.locate(uri)
+        except LocateError as exc:
+            log.info("next hop %s not resolved: %s", uri, exc)
+            return []
+        targets = []
+        for found in located.targets:
+            kind = Kind(found.transport)
+            address = Address(kind, found.host, found.port)
+            targets.append(Target(None, address, kind, label=address))
+        return targets
+
+    def _route_in_dialog(
+        self,
+        request: Request,
+        origin: Origin,
+        transaction: ServerTransaction,
+        targets: list[Target],
+    ) -> None:
+        """Forward an in-dialog request to ``targets[0]``, the others as RFC 3263 4.3
+        failover targets."""
+        target, alternates = targets[0], targets[1:]
         if not self._is_server(origin):
             strip_trusted(request)  # the trust boundary holds inside dialogs too
         call_id = request.call_id
@@ -628,7 +688,6 @@ class UsersProxy:
             call = None
         if method in ("INVITE", "UPDATE"):
             self._fix_contact(request, origin)
-        target = Target(None, destination, kind, label=_address_of(destination))
         if (
             call is not None
             and call.media
@@ -636,7 +695,7 @@ class UsersProxy:
             and has_sdp(request.body, request.content_type)
         ):
             self._spawn(
-                self._reoffer(request, origin, transaction, target, call), (transaction, request)
+                self._reoffer(request, origin, transaction, targets, call), (transaction, request)
             )
             return
         self.proxy.forward(
@@ -645,6 +704,8 @@ class UsersProxy:
             origin,
             [target],
             record_route=False,
+            alternates=alternates,
+            failover_on=FAILOVER_STATUSES if alternates else (),
             on_response=self._response_hook,
             data={
                 "call": call or Call(None, False, relay_set_known=False),
@@ -657,9 +718,10 @@ class UsersProxy:
         request: Request,
         origin: Origin,
         transaction: ServerTransaction,
-        target: Target,
+        targets: list[Target],
         call: Call,
     ) -> None:
+        target, alternates = targets[0], targets[1:]
         source = None if self._is_server(origin) else origin.remote
         try:
             request.body = await self.media.offer(
@@ -673,6 +735,8 @@ class UsersProxy:
             origin,
             [target],
             record_route=False,
+            alternates=alternates,
+            failover_on=FAILOVER_STATUSES if alternates else (),
             on_response=self._response_hook,
             data={"call": call, "to_server": self._is_server_target(target)},
         )
@@ -714,6 +778,20 @@ class UsersProxy:
         destination, kind = self._hop(request)
         if destination is None:
             return
+        if _named(destination):
+            self._spawn(self._ack_located(request, origin))
+            return
+        self._ack_to(request, origin, destination, kind)
+
+    async def _ack_located(self, request: Request, origin: Origin) -> None:
+        # RFC 3263 4.3 has no failover for an ACK (no response tells it failed): first target
+        targets = await self._locate(request)
+        if targets:
+            self._ack_to(request, origin, targets[0].destination, targets[0].transport)
+
+    def _ack_to(
+        self, request: Request, origin: Origin, destination: Address | int, kind: Kind
+    ) -> None:
         if not self._is_server(origin):
             strip_trusted(request)
         call = self.calls.get(request.call_id)
@@ -907,6 +985,17 @@ def _remove_credentials(request: Request, realm: str) -> None:
     request.headers.remove("Proxy-Authorization")
     for value in keep:
         request.headers.add("Proxy-Authorization", value)
+
+
+def _named(destination: Address | int) -> bool:
+    """Whether ``destination`` names a host (RFC 3263 needed) rather than an address."""
+    if not isinstance(destination, Address):
+        return False
+    try:
+        ipaddress.ip_address(destination.host)
+    except ValueError:
+        return True
+    return False
 
 
 def _address_of(destination: Address | int) -> Address | None:
