@@ -121,21 +121,32 @@ class NgClient:
         assert self._transport is not None
         cookie = f"{self._prefix}_{next(self._counter)}".encode()
         datagram = cookie + b" " + bencode.encode(command)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
         self._pending[cookie] = future
         total = self.timeout if timeout is None else timeout
         interval = total / (self.retransmissions + 1)
+        transport = self._transport
+        # One timer at a time resends the same datagram (same cookie: the relay answers
+        # a retransmission from its reply cache) and, after the last, gives up.
+        timer: asyncio.TimerHandle | None = None
+
+        def resend(left: int) -> None:
+            nonlocal timer
+            if future.done():
+                return
+            if left == 0:
+                future.set_exception(NgTimeout(f"no ng reply from {address[0]}:{address[1]}"))
+                return
+            transport.sendto(datagram, address)
+            timer = loop.call_later(interval, resend, left - 1)
+
         try:
-            for _ in range(self.retransmissions + 1):
-                self._transport.sendto(datagram, address)
-                try:
-                    data = await asyncio.wait_for(asyncio.shield(future), interval)
-                    break
-                except TimeoutError:
-                    continue
-            else:
-                raise NgTimeout(f"no ng reply from {address[0]}:{address[1]}")
+            resend(self.retransmissions + 1)
+            data = await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(cookie, None)
             if not future.done():
                 future.cancel()

@@ -128,3 +128,24 @@ async def test_health_and_weighted_choice(real: tuple[Relay, Engine]) -> None:
         firsts = [relays.candidates()[0] for _ in range(400)]
         assert 200 < firsts.count(a) < 380  # about 3 in 4
     dead_transport.close()
+
+
+async def test_retransmission_stops_at_the_reply() -> None:
+    """A lost command is resent with the same cookie; the reply stops the resending."""
+    answered: list[int] = []
+
+    def second_copy_only(command: dict[bytes, Any]) -> dict[str, Any] | None:
+        answered.append(1)
+        return {"result": "pong"} if len(answered) == 2 else None
+
+    flaky = Fake(second_copy_only)
+    relay, transport = await serve(flaky)
+    async with NgClient(timeout=0.3, retransmissions=2) as client:
+        try:
+            reply = await client.request(relay.address, {"command": "ping"})
+            assert reply == {"result": b"pong"}
+            await asyncio.sleep(0.25)  # past the next resend's due time: none is sent
+            assert len(flaky.seen) == 2 and len(set(flaky.seen)) == 1
+            assert client._pending == {}
+        finally:
+            transport.close()
