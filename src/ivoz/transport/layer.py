@@ -35,7 +35,7 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -256,13 +256,20 @@ class Layer:
 
     # -- sending -------------------------------------------------------------------
 
-    def send(self, data: bytes, destination: int | Address) -> None:
+    def send(
+        self,
+        data: bytes,
+        destination: int | Address,
+        failed: Callable[[Exception], None] | None = None,
+    ) -> None:
         """Send one whole message to a connection id or an address.
 
         An address is reached by UDP datagram, or over the connection already open to
         it (RFC 3261 18.2.2 / RFC 5923 reuse), or over a new TCP/TLS connection opened
         in the background. Hosts must be IP addresses (RFC 3263 resolution is the
-        caller's). Raises :class:`TransportError` when it cannot even try.
+        caller's). Raises :class:`TransportError` when it cannot even try. When a new
+        connection has to be opened and that fails later, ``failed`` is called with the
+        error (RFC 3261 8.1.3.1: the transaction user treats it as a 503).
         """
         if isinstance(destination, int):
             connection = self._connections.get(destination)
@@ -282,18 +289,25 @@ class Layer:
         if destination.transport not in (Kind.TCP, Kind.TLS):
             # RFC 7118 5: a WebSocket server never opens connections to its clients.
             raise TransportError(f"no connection to {destination}")
-        self._spawn(self._connect_and_send(data, destination))
+        self._spawn(self._connect_and_send(data, destination, failed))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect_and_send(self, data: bytes, destination: Address) -> None:
+    async def _connect_and_send(
+        self, data: bytes, destination: Address, failed: Callable[[Exception], None] | None
+    ) -> None:
         try:
             self.send(data, await self.connect(destination))
         except (OSError, TransportError, ssl.SSLError) as exc:
             log.info("cannot send to %s: %s", destination, exc)
+            if failed is not None:
+                try:
+                    failed(exc)
+                except Exception:
+                    log.exception("error reporting a failed send to %s", destination)
 
     async def connect(self, destination: Address) -> int:
         """The id of a connection to ``destination`` (TCP or TLS), opened if needed."""

@@ -31,6 +31,7 @@ feed ``message_received`` and call ``on_timer(now)`` themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -105,7 +106,12 @@ class RequestHandler(Protocol):
 class Sender(Protocol):
     """The part of :class:`ivoz.transport.Layer` the node sends through."""
 
-    def send(self, data: bytes, destination: int | Address) -> None: ...
+    def send(
+        self,
+        data: bytes,
+        destination: int | Address,
+        failed: Callable[[Exception], None] | None = None,
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -414,11 +420,22 @@ class SipNode:
                     if txn is not None:
                         self.transactions.transport_error(txn, self.now())
             elif isinstance(destination, (Address, int)) and not self._transmit(
-                message.to_bytes(), destination
+                message.to_bytes(), destination, functools.partial(self._send_failed, message)
             ):
                 client = self._find_client_of(message)
                 if client is not None:
                     self.transactions.transport_error(client.transaction, self.now())
+
+    def _send_failed(self, message: Request, exc: Exception) -> None:
+        """The connection opened in the background for ``message`` could not be made.
+
+        RFC 3261 8.1.3.1 and 17.1.4: the client transaction reports a transport error,
+        which its user treats as a 503 (a proxy tries its next target, RFC 3263 4.3).
+        """
+        client = self._find_client_of(message)
+        if client is not None:
+            self.transactions.transport_error(client.transaction, self.now())
+            self._drain(self.now())
 
     def _find_client_of(self, message: Request) -> _Client | None:
         for client in self._clients.values():
@@ -435,9 +452,14 @@ class SipNode:
                 pass  # RFC 3261 18.2.2: the connection is gone, use the address
         return self._transmit(data, destination.address)
 
-    def _transmit(self, data: bytes, destination: Address | int) -> bool:
+    def _transmit(
+        self,
+        data: bytes,
+        destination: Address | int,
+        failed: Callable[[Exception], None] | None = None,
+    ) -> bool:
         try:
-            self.layer.send(data, destination)
+            self.layer.send(data, destination, failed)
         except (TransportError, OSError) as exc:
             log.info("cannot send to %s: %s", destination, exc)
             return False

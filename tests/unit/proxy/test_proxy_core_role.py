@@ -116,7 +116,7 @@ class Harness:
         )
         self.node.handler = self.proxy
 
-    def send(self, data: bytes, destination: Address | int) -> None:
+    def send(self, data: bytes, destination: Address | int, failed: object = None) -> None:
         self.sent.append((data, destination))
 
     async def receive(self, message: Request | Response, source: Address) -> None:

@@ -64,7 +64,7 @@ class Endpoint:
         self.transactions = self.node.transactions
         self._sent_by = self.node._sent_by
 
-    def send(self, data: bytes, destination: Address | int) -> None:
+    def send(self, data: bytes, destination: Address | int, failed: object = None) -> None:
         self.sent.append((data, destination))
 
     def _replies(self) -> list[Reply]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from ivoz.sip import Request, Response, make_response, new_call_id, new_tag, parse_message
 from ivoz.sip.timers import TimerConfig
@@ -161,11 +162,36 @@ async def test_timeout_reports_408() -> None:
         await node.close()
 
 
+async def test_connection_that_cannot_be_opened_reports_503_at_once() -> None:
+    """RFC 3261 8.1.3.1: a TCP connect refused in the background is a 503 now, not a
+    timeout 64*T1 later (a proxy then tries its next target, RFC 3263 4.3)."""
+    node = SipNode(Recorder())  # default timers: Timer B would take 32 s
+    failed: list[int] = []
+    done = asyncio.Event()
+
+    def on_failure(status: int) -> None:
+        failed.append(status)
+        done.set()
+
+    closed = socket.create_server(("127.0.0.1", 0))
+    nobody = Address(Kind.TCP, "127.0.0.1", closed.getsockname()[1])
+    closed.close()  # nothing listens there any more: the connect is refused
+    try:
+        await node.listen(Kind.TCP, "127.0.0.1", 0)
+        host, port = node.local_via("TCP")
+        txn = node.send_request(invite(host, port, "TCP"), nobody, lambda r: None, on_failure)
+        await asyncio.wait_for(done.wait(), 5)
+        assert failed == [503]
+        assert txn.state.value == "Terminated"
+    finally:
+        await node.close()
+
+
 class FakeLayer:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, Address | int]] = []
 
-    def send(self, data: bytes, destination: Address | int) -> None:
+    def send(self, data: bytes, destination: Address | int, failed: object = None) -> None:
         self.sent.append((data, destination))
 
 
@@ -227,7 +253,7 @@ def test_timers_driven_by_a_fake_clock_retransmit_and_time_out() -> None:
 
 
 class FailingLayer(FakeLayer):
-    def send(self, data: bytes, destination: Address | int) -> None:
+    def send(self, data: bytes, destination: Address | int, failed: object = None) -> None:
         from ivoz.transport import TransportError
 
         raise TransportError("gone")
