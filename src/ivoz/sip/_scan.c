@@ -89,8 +89,11 @@ static PyObject *ascii_lower(const char *s, Py_ssize_t n)
 /* The text of a compact ASCII str, or NULL (not an error) for any other str. */
 static const char *ascii_text(PyObject *text, Py_ssize_t *n)
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text))
+    /* PyUnicode_READY: a str made by the old wchar_t API has no compact form yet (3.11) */
+    if (!PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0 || !PyUnicode_IS_ASCII(text)) {
+        PyErr_Clear();
         return NULL;
+    }
     *n = PyUnicode_GET_LENGTH(text);
     return (const char *)PyUnicode_1BYTE_DATA(text);
 }
@@ -755,14 +758,18 @@ static PyObject *single(PyObject *module, PyObject *const *args, Py_ssize_t narg
     keys = args[0];
     lines = args[1];
     key = args[2];
+    if (PyUnicode_READY(key) < 0)
+        return NULL;
     n = PyList_GET_SIZE(keys);
     for (i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(keys, i);
         int same = item == key;
-        if (!same && PyUnicode_CheckExact(item) &&
+        if (!same && PyUnicode_CheckExact(item) && PyUnicode_READY(item) == 0 &&
             PyUnicode_GET_LENGTH(item) == PyUnicode_GET_LENGTH(key)) {
             same = PyUnicode_Compare(item, key) == 0;
         }
+        if (PyErr_Occurred())
+            return NULL;
         if (same) {
             if (found >= 0)
                 Py_RETURN_NONE;
@@ -775,8 +782,10 @@ static PyObject *single(PyObject *module, PyObject *const *args, Py_ssize_t narg
     if (!PyTuple_CheckExact(line) || PyTuple_GET_SIZE(line) != 3)
         Py_RETURN_NONE;
     value = PyTuple_GET_ITEM(line, 2);
-    if (!PyUnicode_CheckExact(value))
+    if (!PyUnicode_CheckExact(value) || PyUnicode_READY(value) < 0) {
+        PyErr_Clear();
         Py_RETURN_NONE;
+    }
     kind = PyUnicode_KIND(value);
     data = PyUnicode_DATA(value);
     start = 0;
