@@ -117,8 +117,21 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return dataclasses.replace(config, **overrides)
 
 
+def _choose_sip_core(config: Config) -> str:
+    """Switch the SIP hot path to C or Python as configured; say which one runs."""
+    from ivoz.sip import speedups
+
+    speedups.use_compiled(config.sip_compiled)
+    if speedups.compiled():
+        return "compiled"
+    if not speedups.available():
+        return "Python (the compiled module was not built: no C compiler?)"
+    return "Python (IVOZ_SIP_COMPILED=false)"
+
+
 async def _run(config: Config, demo: bool) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("SIP parser hot path: %s", _choose_sip_core(config))
     serves: list[tuple[str, RoleServe]] = []
     for role in config.roles:
         serve = _load_role(role)

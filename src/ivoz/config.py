@@ -46,6 +46,9 @@ class Config:
     # WebSocket upgrade before it is closed.
     sip_handshake_timeout: float = 10.0
     sip_digest_algorithms: tuple[str, ...] = ("MD5",)  # registrar challenges; see docs/registrar.md
+    # Run the C twins of the SIP parser's hot path when they were built (false: Python
+    # only, the reference, to rule the C code out; docs/sip-messages.md).
+    sip_compiled: bool = True
     # DNS servers for RFC 3263 next hops, "ip[:port]" each (docs/dns.md); empty: the
     # system's (/etc/resolv.conf).
     dns_servers: tuple[str, ...] = ()

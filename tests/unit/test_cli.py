@@ -78,3 +78,19 @@ def test_flags_override_environment_and_pick_roles() -> None:
 def test_sqlite_is_the_default_database(tmp_path: Path) -> None:
     url = Config(data_dir=tmp_path).effective_database_url
     assert url.startswith("sqlite+aiosqlite:///") and url.endswith("ivoz.sqlite3")
+
+
+def test_sip_core_is_chosen_by_configuration() -> None:
+    from ivoz.cli import _choose_sip_core
+    from ivoz.sip import speedups
+
+    try:
+        off = _choose_sip_core(Config.from_env({"IVOZ_SIP_COMPILED": "false"}))
+        assert not speedups.compiled()
+        assert off.startswith("Python")
+        on = _choose_sip_core(Config())
+        assert speedups.compiled() == speedups.available()
+        if speedups.available():
+            assert on == "compiled"
+    finally:
+        speedups.use_compiled(True)
