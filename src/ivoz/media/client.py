@@ -51,10 +51,19 @@ class NoRelay(Exception):
 
 def _plain(value: bencode.Value) -> Any:
     """Decoded bencode with ``str`` dictionary keys (values stay bytes/int/list)."""
-    if isinstance(value, dict):
-        return {key.decode("utf-8", "replace"): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
+    # bencode.decode makes exactly bytes, int, list and dict: strings and integers,
+    # most of a reply, are kept without a call.
+    if type(value) is dict:
+        return {
+            key.decode("utf-8", "replace"): item
+            if type(item) is bytes or type(item) is int
+            else _plain(item)
+            for key, item in value.items()
+        }
+    if type(value) is list:
+        return [
+            item if type(item) is bytes or type(item) is int else _plain(item) for item in value
+        ]
     return value
 
 
