@@ -314,16 +314,18 @@ class Relay:
             )
         for index in [i for i in sender.legs if i >= len(session.media)]:
             self._drop_leg(sender, index)
-        out = sdp.rewrite(session, endpoints, dataclasses.replace(options, session_version=None))
+        if options.session_version is not None:
+            options = dataclasses.replace(options, session_version=None)
+        out = sdp.rewrite(session, endpoints, options)
         # RFC 3264 8: a changed description carries a higher o= version; an unchanged
         # one keeps it. The relay keeps its own counter per direction.
         body = out.serialise()
-        version = out.origin.session_version
+        version = own_version = out.origin.session_version
         if sender.version is not None:
             version = sender.version if body == sender.last_output else sender.version + 1
-            version = max(version, out.origin.session_version)
+            version = max(version, own_version)
         sender.last_output, sender.version = body, version
-        if version != out.origin.session_version:
+        if version != own_version:
             out = sdp.rewrite(
                 session, endpoints, dataclasses.replace(options, session_version=version)
             )

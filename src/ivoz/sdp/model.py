@@ -118,17 +118,7 @@ class Media:
 
     @classmethod
     def parse_m_line(cls, value: str) -> Media:
-        # RFC 8866 5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
-        parts = value.split()
-        if len(parts) < 3:
-            raise SDPError(f"m= needs at least 3 fields: {value!r}")
-        port_text, _, count_text = parts[1].partition("/")
-        try:
-            port = int(port_text)
-            count = int(count_text) if count_text else None
-        except ValueError:
-            raise SDPError(f"m= port is not a number: {parts[1]!r}") from None
-        return cls(parts[0], port, count, parts[2], tuple(parts[3:]))
+        return cls(*_m_fields(value))
 
     @property
     def m_line(self) -> Line:
@@ -182,6 +172,26 @@ class Media:
 
     def serialise(self) -> list[str]:
         return [str(self.m_line), *(str(line) for line in self.lines)]
+
+
+_MFields = tuple[str, int, int | None, str, tuple[str, ...]]
+
+
+def _m_fields(value: str) -> _MFields:
+    """The fields of an ``m=`` value, checked as :class:`Media` checks them."""
+    # RFC 8866 5.14: m=<media> <port>[/<number of ports>] <proto> <fmt> ...
+    parts = value.split()
+    if len(parts) < 3:
+        raise SDPError(f"m= needs at least 3 fields: {value!r}")
+    port_text, _, count_text = parts[1].partition("/")
+    try:
+        port = int(port_text)
+        count = int(count_text) if count_text else None
+    except ValueError:
+        raise SDPError(f"m= port is not a number: {parts[1]!r}") from None
+    if not 0 <= port <= 65535:
+        raise SDPError(f"m= port out of range: {port}")
+    return parts[0], port, count, parts[2], tuple(parts[3:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +258,9 @@ def parse(body: bytes | str) -> Session:
         text = body
     session_lines: list[Line] = []
     media: list[Media] = []
-    current: Media | None = None
+    # The m= fields of the section being read (checked when its m= line is read); the
+    # Media is built once, when its lines are known.
+    current: _MFields | None = None
     current_lines: list[Line] = []
     # RFC 8866 5: lines end in CRLF, but a parser should also accept a bare LF.
     for raw in text.replace("\r\n", "\n").split("\n"):
@@ -260,15 +272,15 @@ def parse(body: bytes | str) -> Session:
         line = Line(kind, value)
         if kind == "m":
             if current is not None:
-                media.append(dataclasses.replace(current, lines=tuple(current_lines)))
-            current = Media.parse_m_line(value)
+                media.append(Media(*current, tuple(current_lines)))
+            current = _m_fields(value)
             current_lines = []
         elif current is None:
             session_lines.append(line)
         else:
             current_lines.append(line)
     if current is not None:
-        media.append(dataclasses.replace(current, lines=tuple(current_lines)))
+        media.append(Media(*current, tuple(current_lines)))
     if not session_lines or session_lines[0].type != "v":
         # RFC 8866 5: "v=" is the first line.
         raise SDPError("SDP does not start with v=")

@@ -80,14 +80,20 @@ def rewrite(
     session_lines: list[Line] = []
     for line in session.lines:
         if line.type == "o" and options.replace_origin and relay_address is not None:
-            origin = Origin.parse(line.value)
-            origin = dataclasses.replace(
-                origin, address=relay_address, addrtype=_addrtype(relay_address)
+            o = Origin.parse(line.value)
+            origin = Origin(
+                o.username,
+                o.session_id,
+                o.session_version,
+                o.nettype,
+                _addrtype(relay_address),
+                relay_address,
             )
             line = Line("o", str(origin))
         if line.type == "o" and options.session_version is not None:
-            origin = dataclasses.replace(
-                Origin.parse(line.value), session_version=options.session_version
+            o = Origin.parse(line.value)
+            origin = Origin(
+                o.username, o.session_id, options.session_version, o.nettype, o.addrtype, o.address
             )
             line = Line("o", str(origin))
         elif line.type == "c" and relay_address is not None:

@@ -465,3 +465,21 @@ async def test_reinvite_from_the_callee_keeps_ports_and_media(harness: Harness) 
     assert set(harness.relay.calls["c1"].sides) == {"ta", "tb"}
     for s in (a, b):
         s.close()
+
+
+def test_port_pool_sockets_are_bound_and_non_blocking() -> None:
+    from ivoz.media.ports import PortPool
+
+    port = free_port() & ~1
+    pool = PortPool("127.0.0.1", port, port + 3)
+    pair = pool.allocate()
+    try:
+        assert pair.rtp.getsockname() == ("127.0.0.1", pair.rtp_port)
+        assert pair.rtcp.getsockname() == ("127.0.0.1", pair.rtp_port + 1)
+        for sock in (pair.rtp, pair.rtcp):
+            assert not sock.getblocking() and sock.gettimeout() == 0.0
+            assert sock.type == socket.SOCK_DGRAM
+            with pytest.raises(BlockingIOError):
+                sock.recvfrom(10)
+    finally:
+        pool.release(pair)

@@ -198,3 +198,14 @@ def test_rewrite_invariants(sections: list[tuple[int, list[str]]], remove_ice: b
         assert [
             line for line in after.lines if line.type != "c" and line.attribute_name != "rtcp"
         ] == kept
+
+
+def test_m_line_errors_are_raised_where_the_line_is() -> None:
+    # The m= fields are checked when the m= line is read, before later lines.
+    body = b"v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 70000 RTP/AVP 0\r\nbogus\r\n"
+    with pytest.raises(sdp.SDPError, match="m= port out of range: 70000"):
+        sdp.parse(body)
+    with pytest.raises(sdp.SDPError, match="m= port out of range"):
+        sdp.Media.parse_m_line("audio 70000 RTP/AVP 0")
+    media = sdp.Media.parse_m_line("audio 49170/2 RTP/AVP 0 8")
+    assert (media.port, media.port_count, media.formats, media.lines) == (49170, 2, ("0", "8"), ())
