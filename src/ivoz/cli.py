@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import importlib
 import inspect
 import logging
@@ -117,6 +118,19 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return dataclasses.replace(config, **overrides)
 
 
+# The cyclic garbage collector's thresholds for `ivoz run` (CPython's: 700, 10, 10).
+# A call leaves thousands of live objects behind for a while (transactions kept for
+# their timers, dialogs, relay sessions), so with the defaults full passes over a heap
+# of half a million objects come every few seconds under load: 15% of the CPU in
+# bench.proxy's calls. With these, 120 -> 158 calls per core; young collections still
+# run every 50,000 allocations, so reference cycles are still reclaimed.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _tune_gc() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _choose_sip_core(config: Config) -> str:
     """Switch the SIP hot path to C or Python as configured; say which one runs."""
     from ivoz.sip import speedups
@@ -132,6 +146,7 @@ def _choose_sip_core(config: Config) -> str:
 async def _run(config: Config, demo: bool) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("SIP parser hot path: %s", _choose_sip_core(config))
+    _tune_gc()
     serves: list[tuple[str, RoleServe]] = []
     for role in config.roles:
         serve = _load_role(role)
@@ -151,6 +166,9 @@ async def _run(config: Config, demo: bool) -> int:
     if any(role not in NO_SERVICES for role, _ in serves):
         create = _optional("ivoz.services", "Services")
         services = None if create is None else await create.create(config)
+    # What start-up built (modules, configuration cache) lives as long as the process:
+    # out of the collector's way, so a full pass only walks what calls create.
+    gc.freeze()
     try:
         return await _serve_roles(config, serves, services)
     finally:

@@ -94,3 +94,17 @@ def test_sip_core_is_chosen_by_configuration() -> None:
             assert on == "compiled"
     finally:
         speedups.use_compiled(True)
+
+
+def test_run_tunes_the_garbage_collector() -> None:
+    import gc
+
+    from ivoz.cli import GC_THRESHOLDS, _tune_gc
+
+    before = gc.get_threshold()
+    try:
+        _tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]  # young collections rarer, never off
+    finally:
+        gc.set_threshold(*before)
