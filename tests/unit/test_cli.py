@@ -105,6 +105,7 @@ def test_run_tunes_the_garbage_collector() -> None:
     try:
         _tune_gc()
         assert gc.get_threshold() == GC_THRESHOLDS
-        assert GC_THRESHOLDS[0] > before[0]  # young collections rarer, never off
+        # young collections rarer than CPython's default (700), never switched off
+        assert 700 < GC_THRESHOLDS[0] < 1_000_000
     finally:
         gc.set_threshold(*before)
