@@ -61,25 +61,10 @@ def _encode(value: Any, out: list[bytes]) -> None:
     elif kind is list:
         out.append(b"l")
         for item in value:
-            _encode_item(item, out)
+            _encode(item, out)
         out.append(b"e")
     else:
         _encode_other(value, out)
-
-
-def _encode_item(value: Any, out: list[bytes]) -> None:
-    kind = type(value)
-    if kind is bytes:
-        out.append(b"%d:" % len(value))
-        out.append(value)
-    elif kind is str:
-        raw = value.encode()
-        out.append(b"%d:" % len(raw))
-        out.append(raw)
-    elif kind is int:
-        out.append(b"i%de" % value)
-    else:
-        _encode(value, out)
 
 
 def _encode_dict(value: dict[Any, Any], out: list[bytes]) -> None:

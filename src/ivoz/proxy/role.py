@@ -674,7 +674,6 @@ class UsersProxy:
     ) -> None:
         """Forward an in-dialog request to ``targets[0]``, the others as RFC 3263 4.3
         failover targets."""
-        target, alternates = targets[0], targets[1:]
         if not self._is_server(origin):
             strip_trusted(request)  # the trust boundary holds inside dialogs too
         call_id = request.call_id
@@ -698,37 +697,19 @@ class UsersProxy:
                 self._reoffer(request, origin, transaction, targets, call), (transaction, request)
             )
             return
-        self.proxy.forward(
-            request,
-            transaction,
-            origin,
-            [target],
-            record_route=False,
-            alternates=alternates,
-            failover_on=FAILOVER_STATUSES if alternates else (),
-            on_response=self._response_hook,
-            data={
-                "call": call or Call(None, False, relay_set_known=False),
-                "to_server": self._is_server_target(target),
-            },
+        self._forward_in_dialog(
+            request, transaction, origin, targets, call or Call(None, False, relay_set_known=False)
         )
 
-    async def _reoffer(
+    def _forward_in_dialog(
         self,
         request: Request,
-        origin: Origin,
         transaction: ServerTransaction,
+        origin: Origin,
         targets: list[Target],
         call: Call,
     ) -> None:
         target, alternates = targets[0], targets[1:]
-        source = None if self._is_server(origin) else origin.remote
-        try:
-            request.body = await self.media.offer(
-                call.relay_set, request.call_id, request.from_tag or "", request.body, source
-            )
-        except Exception as exc:
-            log.warning("ng re-offer failed for %s: %s", request.call_id, exc)
         self.proxy.forward(
             request,
             transaction,
@@ -740,6 +721,23 @@ class UsersProxy:
             on_response=self._response_hook,
             data={"call": call, "to_server": self._is_server_target(target)},
         )
+
+    async def _reoffer(
+        self,
+        request: Request,
+        origin: Origin,
+        transaction: ServerTransaction,
+        targets: list[Target],
+        call: Call,
+    ) -> None:
+        source = None if self._is_server(origin) else origin.remote
+        try:
+            request.body = await self.media.offer(
+                call.relay_set, request.call_id, request.from_tag or "", request.body, source
+            )
+        except Exception as exc:
+            log.warning("ng re-offer failed for %s: %s", request.call_id, exc)
+        self._forward_in_dialog(request, transaction, origin, targets, call)
 
     def _is_server(self, origin: Origin) -> bool:
         """Whether the packet came from an application server: its host *and* port, so
